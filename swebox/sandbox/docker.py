@@ -1,0 +1,354 @@
+"""Backend `docker` and `podman`: containers through the Docker Engine API (docker-py).
+
+Podman is the same code against Podman's Docker-compatible socket; the only difference is that
+Podman containers get explicit `nofile`/`nproc` ulimits (runc refuses to start without them in
+some sandboxes). Nothing is injected into the image and nothing is built: PID 1 is a sh loop
+that holds the lease, commands run through `exec`, the shell through an attached exec.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from docker.errors import APIError, NotFound
+from docker.errors import ImageNotFound as DockerImageNotFound
+from docker.types import Ulimit
+
+from swebox.errors import EngineUnavailable, ImageNotFound, SandboxError, SandboxTimeout
+from swebox.sandbox import lifecycle, scripts
+from swebox.sandbox.base import Command, Sandbox, Snapshot, to_shell
+from swebox.sandbox.engine import connect
+from swebox.sandbox.models import ExecResult, SandboxConfig
+from swebox.sandbox.session import SHELL_BOOT, Session
+from swebox.sandbox.stream import STDERR, CappedBuffer, FrameReader, decode, raw_socket
+from swebox.sandbox.tarstream import extract_stream, read_member, single_file_tar, tar_stream
+
+# Host-side safety margin past a command's own timeout, used only if the in-sandbox watcher
+# could not act (a frozen container): then the exec is abandoned and its group killed from here.
+HOST_GRACE = 10.0
+
+
+def _image_hint(image: str, backend: str) -> str:
+    tool = "podman" if backend == "podman" else "docker"
+    return (f"pull it with `{tool} pull {image}`, load a tarball with `{tool} load -i FILE`, "
+            "or build the bundled samples with `swebox samples build`")
+
+
+class DockerSandbox(Sandbox):
+    """A container on Docker or Podman. Start one with `DockerSandbox.start(config)`."""
+
+    def __init__(self, config: SandboxConfig, container_id: str, name: str,
+                 snapshot: DockerSnapshot | None = None) -> None:
+        self.config = config
+        self.id = container_id
+        self.name = name
+        self.client = connect(config.backend, config.engine_url)
+        self.api = self.client.api
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._snapshot = snapshot
+        self.expires = float(config.labels.get(lifecycle.L_LEASE, "0") or 0)
+        lifecycle.track(self)
+
+    # -- start ------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, config: SandboxConfig, snapshot: DockerSnapshot | None = None
+              ) -> DockerSandbox:
+        client = connect(config.backend, config.engine_url)
+        api = client.api
+        labels = {**config.labels,
+                  **lifecycle.owner_labels("sandbox", config.lease, config.task_id)}
+        config = config.model_copy(update={"labels": labels})
+        lim = config.limits
+        host_config = api.create_host_config(
+            auto_remove=True,
+            network_mode="bridge" if lim.network else "none",
+            nano_cpus=int(lim.cpus * 1e9) if lim.cpus else None,
+            mem_limit=lim.memory,
+            memswap_limit=lim.memory,
+            pids_limit=lim.pids,
+            security_opt=["no-new-privileges"],
+            ulimits=[Ulimit(name="nofile", soft=1024, hard=1024),
+                     Ulimit(name="nproc", soft=4096, hard=4096)]
+            if config.backend == "podman" else None,
+        )
+        name = f"swebox-{secrets.token_hex(6)}"
+        kwargs: dict[str, Any] = dict(
+            image=config.image,
+            entrypoint=["/bin/sh", "-c"],
+            command=[scripts.LEASE_LOOP, scripts.LEASE_FILE, labels[lifecycle.L_LEASE]],
+            labels=labels,
+            environment=config.env or None,
+            working_dir=config.workdir,
+            host_config=host_config,
+            name=name,
+            network_disabled=not lim.network,
+            user=config.user,
+        )
+        if config.pull == "always":
+            cls._pull(client, config)
+        try:
+            created = api.create_container(**kwargs)
+        except (DockerImageNotFound, NotFound) as e:
+            if config.pull == "never":
+                raise ImageNotFound(f"image {config.image} is not present in {config.backend}",
+                                    hint=_image_hint(config.image, config.backend)) from e
+            cls._pull(client, config)
+            created = api.create_container(**kwargs)
+        except APIError as e:
+            raise SandboxError(f"{config.backend} refused to create a container from "
+                               f"{config.image}: {e.explanation or e}") from e
+        cid = created["Id"]
+        try:
+            api.start(cid)
+        except APIError as e:
+            try:
+                api.remove_container(cid, force=True)
+            except APIError:
+                pass
+            raise SandboxError(f"{config.backend} could not start {config.image}: "
+                               f"{e.explanation or e}",
+                               hint="check `swebox doctor` and the engine's log") from e
+        return cls(config, cid, name, snapshot)
+
+    @staticmethod
+    def _pull(client: Any, config: SandboxConfig) -> None:
+        try:
+            client.api.pull(config.image)
+        except (APIError, Exception) as e:
+            msg = getattr(e, "explanation", None) or str(e)
+            raise ImageNotFound(
+                f"image {config.image} is not present in {config.backend} and pulling it "
+                f"failed: {str(msg).splitlines()[0][:200]}",
+                hint=_image_hint(config.image, config.backend)) from e
+
+    # -- commands ---------------------------------------------------------------------------
+    def _exec_socket(self, argv: list[str], *, stdin: bool, cwd: str | None,
+                     env: dict[str, str] | None) -> tuple[str, Any]:
+        self._check_open()
+        try:
+            ex = self.api.exec_create(self.id, argv, stdout=True, stderr=True, stdin=stdin,
+                                      tty=False, environment=env or None,
+                                      workdir=cwd or self.config.workdir, user=self.config.user
+                                      or "")
+            return ex["Id"], self.api.exec_start(ex["Id"], socket=True)
+        except NotFound as e:
+            raise SandboxError(f"sandbox {self.name} is gone (lease expired or removed)",
+                               hint="start a new sandbox") from e
+        except APIError as e:
+            raise SandboxError(f"exec in {self.name} failed: {e.explanation or e}") from e
+
+    def exec(self, cmd: Command, timeout: float | None = None, cwd: str | None = None,
+             env: dict[str, str] | None = None) -> ExecResult:
+        line = to_shell(cmd)
+        if timeout is not None and timeout > 0:
+            ticks, tick = scripts.watcher_ticks(timeout)
+            argv = ["/bin/sh", "-c", scripts.EXEC_WITH_TIMEOUT, "swebox-exec", str(ticks),
+                    f"{tick:g}", line]
+        else:
+            argv = ["/bin/sh", "-c", line]
+        start = time.monotonic()
+        exec_id, resp = self._exec_socket(argv, stdin=False, cwd=cwd, env=env)
+        limit = self.config.output_limit
+        merged, out, err = CappedBuffer(limit), CappedBuffer(limit), CappedBuffer(limit)
+        reader = FrameReader(raw_socket(resp))
+        deadline = start + timeout + HOST_GRACE if timeout else None
+        abandoned = False
+        try:
+            while (frame := reader.read_frame(deadline)) is not None:
+                merged.write(frame[1])
+                (err if frame[0] == STDERR else out).write(frame[1])
+        except SandboxTimeout:
+            abandoned = True
+            self._kill_exec_from_host(exec_id)
+        finally:
+            resp.close()
+        duration = time.monotonic() - start
+        code = 124 if abandoned else self._exit_code(exec_id)
+        # The wrapper exits 124 at the deadline, unless the group KILL reached it first (a
+        # command that ignored TERM): then the engine reports 137.
+        timed_out = abandoned or (timeout is not None and duration >= timeout
+                                  and code in (124, 137, 143))
+        code = 124 if timed_out else code
+        return ExecResult(exit_code=code, output=decode(merged.getvalue()),
+                          stdout=decode(out.getvalue()), stderr=decode(err.getvalue()),
+                          duration=duration, timed_out=timed_out, truncated=merged.truncated)
+
+    def _exit_code(self, exec_id: str) -> int:
+        for _ in range(50):
+            info = self.api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return int(code) if code is not None else -1
+            time.sleep(0.01)
+        return -1
+
+    def _kill_exec_from_host(self, exec_id: str) -> None:
+        """Last resort when the in-sandbox watcher did not act: kill the exec's group from the
+        host (works when the engine runs on this machine)."""
+        try:
+            pid = int(self.api.exec_inspect(exec_id).get("Pid") or 0)
+            if pid > 0:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except (APIError, OSError, ValueError):
+            pass
+
+    def shell(self, timeout: float | None = None) -> Session:
+        _, resp = self._exec_socket(["/bin/sh", "-c", SHELL_BOOT], stdin=True, cwd=None,
+                                    env=None)
+        sock = raw_socket(resp)
+
+        def interrupt(pid: int) -> None:
+            self.exec(["/bin/sh", "-c", scripts.KILL_GROUP_EXCEPT_LEADER, "swebox-kill",
+                       str(pid)], timeout=30)
+
+        def closer() -> None:
+            try:
+                sock.sendall(b"exit 0\n")
+            except OSError:
+                pass
+            resp.close()
+
+        return Session(sock.sendall, FrameReader(sock), interrupt, closer,
+                       self.config.output_limit, default_timeout=timeout)
+
+    # -- files ------------------------------------------------------------------------------
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        payload = data.encode() if isinstance(data, str) else data
+        self._check_open()
+        try:
+            self.api.put_archive(self.id, "/", single_file_tar(self.abspath(path), payload, mode))
+        except APIError as e:
+            raise SandboxError(f"cannot write {path} in {self.name}: {e.explanation or e}") from e
+
+    def read_file(self, path: str) -> bytes:
+        self._check_open()
+        full = self.abspath(path)
+        try:
+            stream, _ = self.api.get_archive(self.id, full)
+        except NotFound as e:
+            raise SandboxError(f"no such file in sandbox: {full}") from e
+        except APIError as e:
+            raise SandboxError(f"cannot read {full} in {self.name}: {e.explanation or e}") from e
+        return read_member(stream, full)
+
+    def upload(self, src: str | Path, dest: str) -> None:
+        self._check_open()
+        full = self.abspath(dest)
+        try:
+            self.api.put_archive(self.id, "/", tar_stream(Path(src), full))
+        except APIError as e:
+            raise SandboxError(f"cannot upload to {full} in {self.name}: "
+                               f"{e.explanation or e}") from e
+
+    def download(self, src: str, dest: str | Path) -> None:
+        self._check_open()
+        full = self.abspath(src)
+        try:
+            stream, _ = self.api.get_archive(self.id, full)
+        except NotFound as e:
+            raise SandboxError(f"no such path in sandbox: {full}") from e
+        extract_stream(stream, Path(dest))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def renew(self, lease: float | None = None) -> float:
+        expiry = time.time() + (lease if lease is not None else self.config.lease)
+        self.write_file(scripts.LEASE_FILE, f"{expiry:.0f}\n")
+        self.expires = expiry
+        return expiry
+
+    def snapshot(self) -> DockerSnapshot:
+        self._check_open()
+        labels = lifecycle.owner_labels("snapshot", self.config.lease, self.config.task_id)
+        repo, tag = "swebox-snapshot", f"{self.name[7:]}-{secrets.token_hex(4)}"
+        try:
+            res = self.api.commit(self.id, repository=repo, tag=tag, conf={"Labels": labels},
+                                  pause=True)
+        except APIError as e:
+            raise SandboxError(f"snapshot of {self.name} failed: {e.explanation or e}") from e
+        return DockerSnapshot(self.config, f"{repo}:{tag}", res["Id"])
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        lifecycle.untrack(self)
+        try:
+            self.api.remove_container(self.id, force=True)
+        except NotFound:
+            pass
+        except APIError as e:
+            if "already in progress" not in str(e) and "No such container" not in str(e):
+                raise SandboxError(f"could not remove {self.name}: {e.explanation or e}",
+                                   hint="`swebox gc` will remove it once its lease expires")
+        finally:
+            if self._snapshot is not None:
+                self._snapshot.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxError(f"sandbox {self.name} is closed")
+
+    def __repr__(self) -> str:
+        return f"<DockerSandbox {self.name} image={self.config.image} {self.config.backend}>"
+
+
+class DockerSnapshot(Snapshot):
+    """A committed image; removed once asked to and no sandbox started from it is open."""
+
+    def __init__(self, config: SandboxConfig, ref: str, image_id: str) -> None:
+        self.config = config
+        self.ref = ref
+        self.image_id = image_id
+        self._users = 0
+        self._remove_requested = False
+        self._lock = threading.Lock()
+
+    def start(self, n: int = 1, **overrides: object) -> list[Sandbox]:
+        base = self.config.model_dump()
+        base.update(overrides)
+        base["image"] = self.ref
+        base["pull"] = "never"
+        config = SandboxConfig.model_validate(base)
+        out: list[Sandbox] = []
+        with self._lock:
+            self._users += n
+        try:
+            for _ in range(n):
+                out.append(DockerSandbox.start(config, snapshot=self))
+        except BaseException:
+            with self._lock:
+                self._users -= n - len(out)
+            for sb in out:
+                sb.close()
+            raise
+        return out
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            done = self._users <= 0 and self._remove_requested
+        if done:
+            self._delete()
+
+    def remove(self) -> None:
+        with self._lock:
+            self._remove_requested = True
+            done = self._users <= 0
+        if done:
+            self._delete()
+
+    def _delete(self) -> None:
+        try:
+            connect(self.config.backend, self.config.engine_url).api.remove_image(
+                self.image_id, force=True)
+        except (NotFound, APIError, EngineUnavailable):
+            pass  # `swebox gc` removes snapshot images whose lease expired
+
