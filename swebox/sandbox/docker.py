@@ -287,7 +287,8 @@ class DockerSandbox(Sandbox):
         except APIError as e:
             if "already in progress" not in str(e) and "No such container" not in str(e):
                 raise SandboxError(f"could not remove {self.name}: {e.explanation or e}",
-                                   hint="`swebox gc` will remove it once its lease expires")
+                                   hint="`swebox gc` will remove it once its lease expires"
+                                   ) from e
         finally:
             if self._snapshot is not None:
                 self._snapshot.release()

@@ -18,8 +18,8 @@ PODMAN_SOCKETS = ("/run/podman/podman.sock",)
 _HINTS = {
     "docker": "start it with `systemctl start docker` (or `dockerd &` as root), "
     "or point DOCKER_HOST at a running engine",
-    "podman": "start its API with `podman system service --time=0 unix:///run/podman/podman.sock &`, "
-    "or point SWEBOX_PODMAN_HOST at a running one",
+    "podman": "start its API with `podman system service --time=0 "
+    "unix:///run/podman/podman.sock &`, or point SWEBOX_PODMAN_HOST at a running one",
 }
 
 _clients: dict[str, docker.DockerClient] = {}

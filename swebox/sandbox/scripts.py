@@ -100,7 +100,9 @@ fi
 if command -v patch >/dev/null 2>&1; then
   echo "== patch --fuzz=5"
   if patch --batch --fuzz=5 -p1 --dry-run -i "$p" >/dev/null 2>&1; then
-    if patch --batch --fuzz=5 -p1 -i "$p" 2>&1; then echo "SWEBOX_APPLIED patch --fuzz=5"; exit 0; fi
+    if patch --batch --fuzz=5 -p1 -i "$p" 2>&1; then
+      echo "SWEBOX_APPLIED patch --fuzz=5"; exit 0
+    fi
   else
     patch --batch --fuzz=5 -p1 --dry-run -i "$p" 2>&1
   fi

@@ -135,6 +135,11 @@ class Session:
                 )
             pending += frame[1]
 
+    def interrupt(self) -> None:
+        """Kill the running command (its processes in the shell's group); the session stays."""
+        if not self.closed and self.pid:
+            self._interrupt(self.pid)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Provisions everything swebox's test suite needs on a fresh Debian machine (run as root), then
+# leaves it running: a Docker engine, Podman's Docker-compatible API, bubblewrap, the test base
+# image (built once with debootstrap, then reused) in both engines, and swebox installed with its
+# dev extras. Idempotent: each step is skipped when its result is already there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+log_dir=${SWEBOX_TESTBED_LOGS:-/var/log/swebox-testbed}
+mkdir -p "$log_dir"
+BASE_IMAGE=${SWEBOX_BASE_IMAGE:-swebox/testbase:bookworm}
+PODMAN_SOCK=${SWEBOX_PODMAN_SOCK:-/run/podman/podman.sock}
+
+say() { printf '[testbed] %s\n' "$*"; }
+
+need_pkgs=()
+command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+command -v podman >/dev/null || need_pkgs+=(podman)
+command -v bwrap >/dev/null || need_pkgs+=(bubblewrap)
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v git >/dev/null || need_pkgs+=(git)
+command -v patch >/dev/null || need_pkgs+=(patch)
+command -v curl >/dev/null || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >"$log_dir/apt.log" 2>&1
+  apt-get install -y -qq "${need_pkgs[@]}" >>"$log_dir/apt.log" 2>&1 || { tail -n 30 "$log_dir/apt.log"; exit 1; }
+fi
+
+if ! timeout 10 docker info >/dev/null 2>&1; then
+  say "starting dockerd (log: $log_dir/dockerd.log)"
+  nohup dockerd >"$log_dir/dockerd.log" 2>&1 &
+  for _ in $(seq 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
+  timeout 10 docker info >/dev/null 2>&1 || { tail -n 30 "$log_dir/dockerd.log"; say "dockerd did not come up"; exit 1; }
+fi
+
+if ! curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null 2>&1; then
+  say "starting podman API on $PODMAN_SOCK (log: $log_dir/podman.log)"
+  mkdir -p "$(dirname "$PODMAN_SOCK")"
+  rm -f "$PODMAN_SOCK"
+  nohup podman system service --time=0 "unix://$PODMAN_SOCK" >"$log_dir/podman.log" 2>&1 &
+  for _ in $(seq 30); do curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null 2>&1 && break; sleep 1; done
+  curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null 2>&1 || { tail -n 30 "$log_dir/podman.log"; say "podman API did not come up"; exit 1; }
+fi
+
+SWEBOX_BASE_IMAGE=$BASE_IMAGE bash "$here/scripts/build-base-image.sh"
+if ! podman image exists "$BASE_IMAGE"; then
+  say "copying $BASE_IMAGE into podman"
+  docker save "$BASE_IMAGE" | podman load -q
+fi
+
+if ! python3 -c 'import swebox, pytest, pytest_timeout' >/dev/null 2>&1 || [ -n "${SWEBOX_REINSTALL:-}" ]; then
+  say "installing swebox[dev]"
+  python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }
+fi
+say "ready: docker, podman ($PODMAN_SOCK), bwrap, $BASE_IMAGE"

@@ -1,0 +1,94 @@
+"""The `swebox` command: a thin shell over the library.
+
+Each command group lives in its own module and only parses options, calls one library function
+and renders the result. Errors from the library arrive as `SweboxError` and become one line on
+stderr and the error's exit code; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from swebox import __version__
+from swebox.errors import SweboxError
+
+app = typer.Typer(
+    name="swebox",
+    help="Sandboxes, datasets, grading and rollouts for software-engineering agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"swebox {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    from swebox.cli import doctor, gc, samples, sandbox
+
+    app.add_typer(sandbox.app, name="sandbox")
+    app.add_typer(samples.app, name="samples")
+    app.command("gc")(gc.gc)
+    app.command("doctor")(doctor.doctor)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the app, turning library errors into one-line messages."""
+    from swebox.sandbox.lifecycle import close_all, install_signal_cleanup
+
+    install_signal_cleanup()
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except SweboxError as e:
+        close_all()
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        close_all()
+        err_console.print("[yellow]interrupted; sandboxes cleaned up[/]")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        close_all()
+        sys.exit(130)
+    except SystemExit:
+        close_all()
+        raise
+    except Exception as e:  # click usage errors and the unexpected
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        close_all()
+        if debug:
+            raise
+        err_console.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+                          "(rerun with --debug for the traceback and report it)", soft_wrap=True)
+        sys.exit(70)

@@ -1,0 +1,37 @@
+"""`swebox gc`: remove stopped, orphaned and expired sandboxes and snapshot images."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from swebox.cli import out_console
+
+
+def gc(
+    backend: list[str] = typer.Option(["docker"], "--backend", "-b",
+                                      help="Engines to clean (repeatable): docker, podman."),
+    everything: bool = typer.Option(False, "--all", help="Remove every swebox sandbox, live "
+                                    "or not (other runs on this engine lose theirs)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+) -> None:
+    """Remove swebox sandboxes whose lease expired or whose owner process is gone."""
+    from swebox.sandbox.engine import connect
+    from swebox.sandbox.lifecycle import collect
+    from swebox.sandbox.models import make_config
+
+    rows = []
+    for name in backend:
+        make_config(image="-", backend=name)  # validates the backend name
+        client = connect(name)  # type: ignore[arg-type]
+        rows += [(name, c) for c in collect(client, everything=everything, dry_run=dry_run)]
+    if not rows:
+        out_console.print("nothing to collect")
+        return
+    table = Table("engine", "kind", "id", "name", "reason", "removed")
+    for name, c in rows:
+        table.add_row(name, c.kind, c.id, c.name, c.reason,
+                      "dry run" if dry_run else ("yes" if c.removed else "[red]failed[/]"))
+    out_console.print(table)
+    if any(not c.removed for _, c in rows) and not dry_run:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Grading: test-log parsers and, later, resolved rules and the grader."""
