@@ -61,7 +61,11 @@ def main() -> None:
     install_signal_cleanup()
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a `typer.Exit`.
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            close_all()
+            sys.exit(rc)
     except SweboxError as e:
         close_all()
         if debug:
