@@ -259,7 +259,12 @@ class DockerSandbox(Sandbox):
     # -- lifecycle --------------------------------------------------------------------------
     def renew(self, lease: float | None = None) -> float:
         expiry = time.time() + (lease if lease is not None else self.config.lease)
-        self.write_file(scripts.LEASE_FILE, f"{expiry:.0f}\n")
+        # Through exec, not the archive API: that writes the image layer under the /dev/shm
+        # tmpfs mount, where PID 1 cannot see it.
+        res = self.exec(["/bin/sh", "-c", 'printf "%s\\n" "$1" > "$0"', scripts.LEASE_FILE,
+                         f"{expiry:.0f}"], timeout=30)
+        if not res.ok:
+            raise SandboxError(f"could not renew the lease of {self.name}: {res.output[:200]}")
         self.expires = expiry
         return expiry
 

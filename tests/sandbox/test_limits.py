@@ -67,11 +67,11 @@ def test_unknown_image_never_pull(backend: str) -> None:
 
 def test_unknown_image_pull_fails_clearly(docker_backend: str) -> None:
     # A loopback registry address with nothing listening: the pull fails at once.
-    with pytest.raises(ImageNotFound, match="127.0.0.1:9/missing:v1.*pulling it failed"):
+    with pytest.raises(ImageNotFound, match=r"127\.0\.0\.1:9/missing:v1.*pulling it failed"):
         start_sandbox("127.0.0.1:9/missing:v1", pull="missing")
 
 
 def test_unreachable_engine_names_the_socket() -> None:
-    with pytest.raises(EngineUnavailable, match="/tmp/swebox-no-such.sock") as err:
+    with pytest.raises(EngineUnavailable, match=r"/tmp/swebox-no-such\.sock") as err:
         start_sandbox(BASE_IMAGE, engine_url="unix:///tmp/swebox-no-such.sock")
     assert "start" in str(err.value)

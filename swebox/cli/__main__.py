@@ -1,0 +1,3 @@
+from swebox.cli import main
+
+main()
