@@ -279,6 +279,12 @@ def check_metadata(task_dir: Path, meta: dict) -> list[str]:
     for node_id, status in expected.items():
         if status not in STATUSES or status in FAILING:
             problems.append(f"expected_output[{node_id!r}] = {status!r}")
+    verbose = any(arg in ("-v", "-vv", "--verbose") for arg in shlex.split(meta["test_command"]))
+    if "SKIPPED" in expected.values() and not verbose:
+        # `-rA` prints "SKIPPED [1] file:line: reason" without the node id, so a log
+        # parser (swebox.grading.parsers.parse_pytest) cannot report skipped tests unless
+        # the command also prints verbose per-test lines.
+        problems.append("expected_output lists SKIPPED tests but test_command has no -v")
     return problems
 
 
@@ -337,6 +343,9 @@ def verify_task(task_dir: Path, python: str) -> tuple[list[str], str]:
         sha = make_base_checkout(repo, base)
         if sha != meta["base_commit"]:
             problems.append(f"base_commit mismatch: task.json {meta['base_commit']}, recomputed {sha}")
+        leftover = git(base, "status", "--porcelain", "--ignored").stdout
+        if leftover.strip():
+            problems.append(f"files in repo/ not part of the base commit (ignored?): {leftover.split()}")
 
         # 1. patches apply, separately and together, in either order
         for name, patch in (("test.patch", test_file), ("gold.patch", gold_file)):

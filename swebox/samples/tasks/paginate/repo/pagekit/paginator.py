@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Iterator, List, Optional
 
 from .exceptions import EmptyPage, PageNotAnInteger
 from .window import page_window
@@ -33,7 +33,7 @@ class Paginator:
         self.per_page = per_page
         self.orphans = orphans
         self.allow_empty_first_page = allow_empty_first_page
-        self._count: int | None = None
+        self._count: Optional[int] = None
 
     @property
     def count(self) -> int:
@@ -75,7 +75,7 @@ class Paginator:
             raise EmptyPage(f"Page {number} contains no results")
         return number
 
-    def page(self, number: Any) -> Page:
+    def page(self, number: Any) -> "Page":
         """Return the :class:`Page` with the given 1-based number."""
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
@@ -84,7 +84,7 @@ class Paginator:
             top = self.count
         return Page(self.items[bottom:top], number, self)
 
-    def get_page(self, number: Any) -> Page:
+    def get_page(self, number: Any) -> "Page":
         """Like :meth:`page`, but never raises for bad user input.
 
         Non-integers give the first page and out-of-range numbers give the
@@ -98,11 +98,11 @@ class Paginator:
             number = max(self.num_pages, 1)
         return self.page(number)
 
-    def window(self, number: Any, *, radius: int = 2, edges: int = 1) -> list[int | None]:
+    def window(self, number: Any, *, radius: int = 2, edges: int = 1) -> List[Optional[int]]:
         """Page numbers to show around page ``number``; see :func:`page_window`."""
         return page_window(self.validate_number(number), self.num_pages, radius=radius, edges=edges)
 
-    def __iter__(self) -> Iterator[Page]:
+    def __iter__(self) -> Iterator["Page"]:
         for number in self.page_range:
             yield self.page(number)
 

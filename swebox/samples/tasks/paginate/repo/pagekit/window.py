@@ -1,8 +1,9 @@
 """Compute the list of page links to display in a pager widget."""
 
+from typing import List, Optional
 
 
-def page_window(current: int, total: int, *, radius: int = 2, edges: int = 1) -> list[int | None]:
+def page_window(current: int, total: int, *, radius: int = 2, edges: int = 1) -> List[Optional[int]]:
     """Return the page numbers to display around ``current``.
 
     The first and last ``edges`` pages are always shown, as are the pages
@@ -27,7 +28,7 @@ def page_window(current: int, total: int, *, radius: int = 2, edges: int = 1) ->
     shown.update(range(max(total - edges + 1, 1), total + 1))
     shown.update(range(max(current - radius, 1), min(current + radius, total) + 1))
 
-    result: list[int | None] = []
+    result: List[Optional[int]] = []
     previous = 0
     for number in sorted(shown):
         gap = number - previous - 1

@@ -1,4 +1,5 @@
 import pytest
+
 from pagekit import EmptyPage, PageNotAnInteger, Paginator
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from pagekit import Paginator, page_window
 
 

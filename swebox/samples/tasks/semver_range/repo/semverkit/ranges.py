@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Iterable
+from typing import Iterable, List, Optional, Union
 
 from .version import Version
 
@@ -43,7 +43,7 @@ class Comparator:
 
     __slots__ = ("op", "version")
 
-    def __init__(self, op: str, version: str | Version) -> None:
+    def __init__(self, op: str, version: Union[str, Version]) -> None:
         if op not in _OPERATORS:
             raise InvalidRange(f"Unknown operator {op!r}")
         self.op = op
@@ -67,7 +67,7 @@ class Comparator:
         return f"Comparator({self.op!r}, {str(self.version)!r})"
 
 
-def _expand(op: str | None, version: Version) -> list[Comparator]:
+def _expand(op: Optional[str], version: Version) -> List[Comparator]:
     """Turn one (possibly caret/tilde) term into primitive comparators."""
     if op is None or op == "=":
         return [Comparator("=", version)]
@@ -84,11 +84,11 @@ def _expand(op: str | None, version: Version) -> list[Comparator]:
     return [Comparator(op, version)]
 
 
-def _parse_set(text: str) -> list[Comparator]:
+def _parse_set(text: str) -> List[Comparator]:
     text = text.strip()
     if text in ("", "*"):
         return []
-    comparators: list[Comparator] = []
+    comparators: List[Comparator] = []
     position = 0
     while position < len(text):
         match = _COMPARATOR_RE.match(text, position)
@@ -112,9 +112,9 @@ class Range:
 
     def __init__(self, text: str) -> None:
         self.raw = text
-        self.sets: list[list[Comparator]] = [_parse_set(part) for part in text.split("||")]
+        self.sets: List[List[Comparator]] = [_parse_set(part) for part in text.split("||")]
 
-    def matches(self, version: str | Version, *, include_prerelease: bool = False) -> bool:
+    def matches(self, version: Union[str, Version], *, include_prerelease: bool = False) -> bool:
         """Return ``True`` if ``version`` satisfies any comparator set."""
         version = Version.parse(version)
         return any(self._set_matches(comparators, version, include_prerelease) for comparators in self.sets)
@@ -122,7 +122,7 @@ class Range:
     __contains__ = matches
 
     @staticmethod
-    def _set_matches(comparators: list[Comparator], version: Version, include_prerelease: bool) -> bool:
+    def _set_matches(comparators: List[Comparator], version: Version, include_prerelease: bool) -> bool:
         if not all(comparator.matches(version) for comparator in comparators):
             return False
         if version.prerelease and not include_prerelease:
@@ -139,18 +139,18 @@ class Range:
         return f"Range({self.raw!r})"
 
 
-def satisfies(version: str | Version, range_text: str | Range, *, include_prerelease: bool = False) -> bool:
+def satisfies(version: Union[str, Version], range_text: Union[str, Range], *, include_prerelease: bool = False) -> bool:
     """Return ``True`` if ``version`` is inside ``range_text``."""
     rng = range_text if isinstance(range_text, Range) else Range(range_text)
     return rng.matches(version, include_prerelease=include_prerelease)
 
 
 def max_satisfying(
-    versions: Iterable[str | Version],
-    range_text: str | Range,
+    versions: Iterable[Union[str, Version]],
+    range_text: Union[str, Range],
     *,
     include_prerelease: bool = False,
-) -> Version | None:
+) -> Optional[Version]:
     """Return the highest version in ``versions`` that satisfies the range, or ``None``."""
     rng = range_text if isinstance(range_text, Range) else Range(range_text)
     candidates = [Version.parse(v) for v in versions]

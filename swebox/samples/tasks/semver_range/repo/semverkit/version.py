@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Union
+from typing import Tuple, Union
 
 __all__ = ["InvalidVersion", "Version"]
 
@@ -27,7 +27,7 @@ class InvalidVersion(ValueError):
     """Raised when a string is not a valid semantic version."""
 
 
-def _parse_prerelease(text: str, original: str) -> tuple[Identifier, ...]:
+def _parse_prerelease(text: str, original: str) -> Tuple[Identifier, ...]:
     identifiers = []
     for part in text.split("."):
         if part.isdigit():
@@ -42,7 +42,7 @@ def _parse_prerelease(text: str, original: str) -> tuple[Identifier, ...]:
     return tuple(identifiers)
 
 
-def _compare_prerelease(left: tuple[Identifier, ...], right: tuple[Identifier, ...]) -> int:
+def _compare_prerelease(left: Tuple[Identifier, ...], right: Tuple[Identifier, ...]) -> int:
     """Compare two pre-release tuples following semver section 11.4."""
     if left == right:
         return 0
@@ -72,15 +72,15 @@ class Version:
     specification, ignored for precedence and equality.
     """
 
-    __slots__ = ("build", "major", "minor", "patch", "prerelease")
+    __slots__ = ("major", "minor", "patch", "prerelease", "build")
 
     def __init__(
         self,
         major: int,
         minor: int = 0,
         patch: int = 0,
-        prerelease: tuple[Identifier, ...] = (),
-        build: tuple[str, ...] = (),
+        prerelease: Tuple[Identifier, ...] = (),
+        build: Tuple[str, ...] = (),
     ) -> None:
         if min(major, minor, patch) < 0:
             raise InvalidVersion("version numbers must be non-negative")
@@ -94,7 +94,7 @@ class Version:
         raise AttributeError("Version objects are immutable")
 
     @classmethod
-    def parse(cls, text: str) -> Version:
+    def parse(cls, text: str) -> "Version":
         """Parse ``text`` (optionally prefixed with ``v``) into a :class:`Version`.
 
         :raises InvalidVersion: if ``text`` is not a valid semantic version.
@@ -120,23 +120,23 @@ class Version:
         return bool(self.prerelease)
 
     @property
-    def release(self) -> tuple[int, int, int]:
+    def release(self) -> Tuple[int, int, int]:
         """The ``(major, minor, patch)`` triple."""
         return (self.major, self.minor, self.patch)
 
-    def bump_major(self) -> Version:
+    def bump_major(self) -> "Version":
         return Version(self.major + 1, 0, 0)
 
-    def bump_minor(self) -> Version:
+    def bump_minor(self) -> "Version":
         return Version(self.major, self.minor + 1, 0)
 
-    def bump_patch(self) -> Version:
+    def bump_patch(self) -> "Version":
         # 1.2.3-rc.1 -> 1.2.3: finishing a pre-release keeps the same triple.
         if self.prerelease:
             return Version(self.major, self.minor, self.patch)
         return Version(self.major, self.minor, self.patch + 1)
 
-    def _cmp(self, other: Version) -> int:
+    def _cmp(self, other: "Version") -> int:
         if self.release != other.release:
             return -1 if self.release < other.release else 1
         return _compare_prerelease(self.prerelease, other.prerelease)

@@ -1,4 +1,5 @@
 import pytest
+
 from semverkit import InvalidRange, Range, Version, max_satisfying, satisfies
 
 

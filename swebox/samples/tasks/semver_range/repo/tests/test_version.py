@@ -1,4 +1,5 @@
 import pytest
+
 from semverkit import InvalidVersion, Version
 
 

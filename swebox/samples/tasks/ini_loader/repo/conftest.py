@@ -1,0 +1,1 @@
+# Lets ``python -m pytest`` import ``tinyini`` straight from the checkout.

@@ -1,0 +1,2 @@
+# Keeps the repository root importable when running ``python -m pytest``
+# from a source checkout.

@@ -1,0 +1,1 @@
+# Root conftest: makes ``texttable`` importable from a plain checkout.
