@@ -20,6 +20,7 @@ command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v git >/dev/null || need_pkgs+=(git)
 command -v patch >/dev/null || need_pkgs+=(patch)
 command -v curl >/dev/null || need_pkgs+=(curl)
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -44,13 +45,19 @@ if ! curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null 2>&1; then
 fi
 
 SWEBOX_BASE_IMAGE=$BASE_IMAGE bash "$here/scripts/build-base-image.sh"
-if ! podman image exists "$BASE_IMAGE"; then
-  say "copying $BASE_IMAGE into podman"
-  docker save "$BASE_IMAGE" | podman load -q
-fi
+BUSYBOX_IMAGE=${SWEBOX_BUSYBOX_IMAGE:-swebox/busybox:test}
+SWEBOX_BUSYBOX_IMAGE=$BUSYBOX_IMAGE bash "$here/scripts/build-busybox-image.sh"
+for image in "$BASE_IMAGE" "$BUSYBOX_IMAGE"; do
+  if ! podman image exists "$image"; then
+    say "copying $image into podman"
+    docker save "$image" | podman load -q
+  fi
+done
 
 if ! python3 -c 'import swebox, pytest, pytest_timeout' >/dev/null 2>&1 || [ -n "${SWEBOX_REINSTALL:-}" ]; then
   say "installing swebox[dev]"
   python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }
 fi
-say "ready: docker, podman ($PODMAN_SOCK), bwrap, $BASE_IMAGE"
+# pyenv only links new console scripts (swebox) onto PATH after a rehash.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+say "ready: docker, podman ($PODMAN_SOCK), bwrap, $BASE_IMAGE, $BUSYBOX_IMAGE"

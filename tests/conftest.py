@@ -13,19 +13,20 @@ from swebox.sandbox import Sandbox, start_sandbox
 from swebox.sandbox.engine import connect
 
 BASE_IMAGE = os.environ.get("SWEBOX_BASE_IMAGE", "swebox/testbase:bookworm")
+BUSYBOX_IMAGE = os.environ.get("SWEBOX_BUSYBOX_IMAGE", "swebox/busybox:test")
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 BACKENDS = ["docker", "podman"]
 
 
-def _require(backend: str) -> None:
+def _require(backend: str, image: str = BASE_IMAGE) -> None:
     try:
         api = connect(backend).api  # type: ignore[arg-type]
     except EngineUnavailable as e:
         pytest.fail(f"{e} -- run `bash scripts/testbed.sh` first", pytrace=False)
     try:
-        api.inspect_image(BASE_IMAGE)
+        api.inspect_image(image)
     except Exception:
-        pytest.fail(f"base image {BASE_IMAGE} missing in {backend} -- run "
+        pytest.fail(f"test image {image} missing in {backend} -- run "
                     "`bash scripts/testbed.sh`", pytrace=False)
 
 
