@@ -43,9 +43,10 @@ def _root(
 
 
 def _register() -> None:
-    from swebox.cli import doctor, gc, samples, sandbox
+    from swebox.cli import doctor, gc, samples, sandbox, tasks
 
     app.add_typer(sandbox.app, name="sandbox")
+    app.add_typer(tasks.app, name="tasks")
     app.add_typer(samples.app, name="samples")
     app.command("gc")(gc.gc)
     app.command("doctor")(doctor.doctor)
@@ -85,11 +86,11 @@ def main() -> None:
         close_all()
         raise
     except Exception as e:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        # Usage errors: typer vendors its own click, so match the exception by its interface.
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         close_all()
         if debug:
             raise

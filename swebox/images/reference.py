@@ -15,6 +15,7 @@ from swebox.errors import BadInput
 DOCKER_HUB = "docker.io"
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_REGISTRY = re.compile(r"^(?:localhost|[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?)(?::\d{1,5})?$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 
 
@@ -38,6 +39,9 @@ class ImageRef:
         registry = None
         first, sep, rest = ref.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost"):
+            if not _REGISTRY.match(first):
+                raise BadInput(f"bad registry {first!r} in image reference {text!r}",
+                               hint="use host[:port]/path[:tag]")
             registry, ref = first, rest
         tag = None
         last_slash = ref.rfind("/")

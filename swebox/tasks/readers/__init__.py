@@ -2,7 +2,8 @@
 
 `read_tasks` streams a file's rows, picks the format (forced with `fmt`, else detected from the
 first row's fields; CSV by extension), converts each row and yields a `Task` or a `Reject` that
-names where the row was and why it failed. A bad row never stops the rows after it.
+names where the row was and why it failed (a repeated instance_id is rejected too: the first
+one is kept). A bad row never stops the rows after it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def convert_rows(rows: Iterable[Row | Reject], fmt: str | None = None,
         if fmt not in READERS:
             raise BadInput(f"unknown format {fmt!r}", hint=f"use one of {', '.join(READERS)}")
         reader = READERS[fmt]
+    seen: dict[str, str] = {}  # instance_id -> where it was first seen
     for item in rows:
         if isinstance(item, Reject):
             yield item
@@ -88,7 +90,13 @@ def convert_rows(rows: Iterable[Row | Reject], fmt: str | None = None,
                                f"fields ({keys})", hint=f"force one with --from "
                                f"({'|'.join(READERS)})")
             reader = READERS[name]
-        yield _convert(reader, item, opts)
+        out = _convert(reader, item, opts)
+        if isinstance(out, Task):
+            first = seen.setdefault(out.instance_id, item.where)
+            if first != item.where:
+                out = Reject(item.where, f"duplicate instance_id {out.instance_id!r} (first at "
+                             f"{first}; that one was kept)")
+        yield out
 
 
 def read_tasks(path: str | Path, fmt: str | None = None, opts: ReadOptions | None = None
