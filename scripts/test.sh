@@ -4,8 +4,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 bash scripts/testbed.sh
-# Always reinstall in editable mode from this checkout, so a clone elsewhere is what is tested.
-python3 -m pip install -q --disable-pip-version-check --no-deps -e . >/dev/null 2>&1
 ruff check swebox tests benchmarks
 mypy swebox
 export SWEBOX_PODMAN_HOST=${SWEBOX_PODMAN_HOST:-unix:///run/podman/podman.sock}

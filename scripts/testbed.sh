@@ -54,10 +54,9 @@ for image in "$BASE_IMAGE" "$BUSYBOX_IMAGE"; do
   fi
 done
 
-if ! python3 -c 'import swebox, pytest, pytest_timeout' >/dev/null 2>&1 || [ -n "${SWEBOX_REINSTALL:-}" ]; then
-  say "installing swebox[dev]"
-  python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }
-fi
+# Always: a no-op in seconds when everything is there, and it picks up new dependencies.
+say "installing swebox[dev] from $here"
+python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }
 # pyenv only links new console scripts (swebox) onto PATH after a rehash.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 say "ready: docker, podman ($PODMAN_SOCK), bwrap, $BASE_IMAGE, $BUSYBOX_IMAGE"

@@ -23,6 +23,8 @@ HF = typer.Option(None, "--hf", help="Read a Hugging Face dataset (needs `datase
 SPLIT = typer.Option("train", "--split", help="Dataset split (with --hf; and the split "
                      "name written by rllm/skyrl exports).")
 RULES = typer.Option(None, "--rules", help="Image rules TOML (namespaces, rewrite rules).")
+R2E_ID = typer.Option("{repo_name}__{commit_hash:.12}", "--r2e-id",
+                      help="How R2E rows' instance ids are derived (a format string).")
 
 
 class _Stderr(logging.Handler):
@@ -31,7 +33,8 @@ class _Stderr(logging.Handler):
 
 
 def _source(src: Path | None, fmt: str | None, hf: str | None, split: str,
-            rules_path: Path | None) -> tuple[Iterator[Task | Reject], ImageRules]:
+            rules_path: Path | None, r2e_id: str = R2E_ID.default
+            ) -> tuple[Iterator[Task | Reject], ImageRules]:
     from swebox.tasks.convert import open_source
     from swebox.tasks.resolver import load_rules
 
@@ -40,7 +43,7 @@ def _source(src: Path | None, fmt: str | None, hf: str | None, split: str,
         log.addHandler(_Stderr())
         log.propagate = False
     rules = load_rules(rules_path)
-    return open_source(src, fmt, hf=hf, split=split, rules=rules), rules
+    return open_source(src, fmt, hf=hf, split=split, rules=rules, r2e_id=r2e_id), rules
 
 
 @app.command("convert")
@@ -55,13 +58,14 @@ def convert(
     data_source: str = typer.Option(None, "--data-source", help="data_source column "
                                     "(rllm, skyrl)."),
     max_steps: int = typer.Option(6, "--max-steps", help="max_steps (graphplanner)."),
+    r2e_id: str = R2E_ID,
 ) -> None:
     """Convert a task file (or HF dataset) to another format; bad rows go to a rejects file."""
     from swebox.errors import BadInput
     from swebox.tasks.convert import convert as run
     from swebox.tasks.writers import WriteOptions
 
-    items, _ = _source(src, fmt_in, hf, split, rules)
+    items, _ = _source(src, fmt_in, hf, split, rules, r2e_id)
     opts = WriteOptions(split=split, data_source=data_source, max_steps=max_steps)
     report = run(items, output, to, rejects=rejects, write_opts=opts)
     out_console.print(f"wrote {report.written} tasks to {report.output} ({report.fmt_out})")
@@ -75,11 +79,12 @@ def convert(
 @app.command("show")
 def show(instance_id: str = typer.Argument(..., help="The task's instance_id."),
          src: Path = typer.Option(None, "--tasks", "-i", help="Task file."),
-         fmt_in: str = FROM, hf: str = HF, split: str = SPLIT, rules: Path = RULES) -> None:
+         fmt_in: str = FROM, hf: str = HF, split: str = SPLIT, rules: Path = RULES,
+         r2e_id: str = R2E_ID) -> None:
     """Print one task as JSON (swebox form)."""
     from swebox.tasks.convert import find_task
 
-    items, _ = _source(src, fmt_in, hf, split, rules)
+    items, _ = _source(src, fmt_in, hf, split, rules, r2e_id)
     print(json.dumps(find_task(items, instance_id).to_json_dict(), indent=2,
                      ensure_ascii=False))
 

@@ -35,10 +35,18 @@ class ConvertReport(BaseModel):
 
 
 def open_source(src: str | Path | None = None, fmt: str | None = None, *,
-                hf: str | None = None, split: str = "train",
-                rules: ImageRules | None = None) -> Iterator[Task | Reject]:
+                hf: str | None = None, split: str = "train", rules: ImageRules | None = None,
+                r2e_id: str | None = None) -> Iterator[Task | Reject]:
     """Tasks and rejects from a file or (with `hf`) a Hugging Face dataset."""
     opts = ReadOptions(rules=rules or ImageRules())
+    if r2e_id:
+        try:
+            r2e_id.format(repo_name="r", commit_hash="0" * 40)
+        except (KeyError, IndexError, ValueError) as e:
+            raise BadInput(f"bad R2E id template {r2e_id!r}: {e}",
+                           hint="use {repo_name} and {commit_hash}, e.g. "
+                           "'{repo_name}__{commit_hash:.12}'") from e
+        opts.r2e_id_template = r2e_id
     if hf:
         return read_hf(hf, split, fmt, opts)
     if src is None:

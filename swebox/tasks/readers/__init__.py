@@ -21,6 +21,7 @@ from swebox.tasks.io import Reject, Row, iter_rows
 from swebox.tasks.model import Task
 from swebox.tasks.readers import (
     csv_sheet,
+    exports,
     graphplanner,
     multiswebench,
     r2e,
@@ -31,8 +32,8 @@ from swebox.tasks.readers import (
 from swebox.tasks.readers.common import ReadOptions
 
 # Order matters for detection: the most specific field sets first.
-_MODULES: tuple[ModuleType, ...] = (swebox_jsonl, graphplanner, multiswebench, r2e, swesmith,
-                                    swebench, csv_sheet)
+_MODULES: tuple[ModuleType, ...] = (swebox_jsonl, exports, graphplanner, multiswebench, r2e,
+                                    swesmith, swebench, csv_sheet)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from swebox.tasks.io import loads
 from swebox.tasks.resolver import ImageRules
 
 
@@ -25,13 +25,15 @@ def as_list(value: Any, field: str) -> list[str]:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError as e:
             raise ValueError(f"{field} is neither a list nor a JSON-encoded list") from e
     if hasattr(value, "tolist"):  # numpy arrays from parquet/pandas
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"{field} must be a list of test ids, got {type(value).__name__}")
+    if all(type(v) is str for v in value):
+        return value if isinstance(value, list) else list(value)
     return [str(v) for v in value]
 
 
@@ -41,7 +43,7 @@ def as_map(value: Any, field: str) -> dict[str, str] | None:
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError as e:
             raise ValueError(f"{field} is not valid JSON") from e
     if not isinstance(value, dict):
