@@ -75,10 +75,11 @@ def iter_rows(path: str | Path) -> Iterator[Item]:
 
 def _jsonl(p: Path) -> Iterator[Item]:
     with open(p, "rb") as f:
+        name = str(p)
         for n, line in enumerate(f, 1):
-            if not line.strip():
+            if line.isspace():  # stops at the first non-blank byte: no copy of a long line
                 continue
-            where = f"{p}:{n}"
+            where = f"{name}:{n}"
             try:
                 data = loads(line)
             except ValueError as e:

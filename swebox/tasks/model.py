@@ -24,7 +24,9 @@ SourceFormat = Literal["swebox", "csv", "openhands", "r2e", "swebench", "swegym"
 class Task(BaseModel):
     """One SWE task, whatever dataset it came from."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # Numbers in text fields (a numeric instance id, version 5.0, an int test id) become
+    # strings during validation, in pydantic's compiled core rather than a Python loop.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     schema_version: int = SCHEMA_VERSION
     instance_id: str = Field(min_length=1)

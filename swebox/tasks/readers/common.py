@@ -32,9 +32,7 @@ def as_list(value: Any, field: str) -> list[str]:
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"{field} must be a list of test ids, got {type(value).__name__}")
-    if all(type(v) is str for v in value):
-        return value if isinstance(value, list) else list(value)
-    return [str(v) for v in value]
+    return value if isinstance(value, list) else list(value)  # items: the model checks them
 
 
 def as_map(value: Any, field: str) -> dict[str, str] | None:

@@ -1,6 +1,6 @@
 """Training-framework parquet: rLLM/verl (`extra_info`) and SkyRL (`instance`) rows.
 
-swebox's own exports carry the whole task as JSON in `swebox_task` and read back losslessly.
+swebox's own exports carry in `swebox_task` what the columns do not, and read back losslessly.
 Rows from elsewhere (rLLM's and SkyRL's own datasets) hold the source row in `extra_info` or
 `instance`: that row is handed to the R2E or SWE-bench/SWE-Gym reader, whichever fits it.
 """
@@ -14,6 +14,7 @@ from swebox.tasks.io import loads
 from swebox.tasks.model import Task
 from swebox.tasks.readers import r2e, swebench
 from swebox.tasks.readers.common import ReadOptions
+from swebox.tasks.residual import rebuild
 
 NAMES = ("rllm", "skyrl")
 _INNER = {"rllm": "extra_info", "skyrl": "instance"}
@@ -39,7 +40,7 @@ def convert_for(name: str) -> Callable[[dict[str, Any], ReadOptions], Task]:
         if not isinstance(inner, dict):
             raise ValueError(f"{_INNER[name]} is not an object")
         if inner.get("swebox_task"):
-            return Task.model_validate(loads(inner["swebox_task"]))
+            return rebuild(inner, inner["swebox_task"])
         if r2e.detect_name(inner):
             return r2e.convert_for("r2e")(inner, opts)
         kind = swebench.detect_name(inner)

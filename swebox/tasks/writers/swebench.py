@@ -1,9 +1,9 @@
 """SWE-bench JSONL (or a JSON array for `.json` targets), the dataset form the harness reads.
 
 Each row has the 12 `SWEbenchInstance` fields in the HF dataset's order, then every other key
-the task kept in `extra`, so a SWE-bench row read and written back is the same object. The
-harness reads `.jsonl` line by line and `.json` as a whole array, so the target's suffix picks
-the form.
+the task kept in `extra`, so a SWE-bench row read and written back is the same object. A
+`.json` target gets one JSON array, for harness versions that `json.load` the dataset file
+whole; any other suffix gets one row a line.
 
 The SWE-bench row is also the shape other trainers embed (SkyRL's `instance`, rLLM's
 `extra_info`), so `swebench_row` and the small text helpers here are shared with them.
@@ -30,10 +30,11 @@ FIELDS = ("repo", "instance_id", "base_commit", "patch", "test_patch", "problem_
           "environment_setup_commit")
 
 
-def encode_tests(tests: list[str]) -> str:
-    """A test list as the HF dataset encodes it: exactly `json.dumps(list)`, default separators
-    and ASCII escapes, so a re-encoded list is byte-identical to the published string."""
-    return json.dumps(tests)
+def encode_tests(tests: list[str], exact: bool = True) -> str:
+    """A test list as a JSON string. `exact`: as the HF dataset encodes it, `json.dumps(list)`
+    with default separators and ASCII escapes, so a re-encoded list is byte-identical to the
+    published string; otherwise the fast compact encoding (for consumers that parse it)."""
+    return json.dumps(tests) if exact else dumps(tests)
 
 
 def extra_text(task: Task, key: str, default: str = "") -> str:
@@ -44,8 +45,9 @@ def extra_text(task: Task, key: str, default: str = "") -> str:
     return value if isinstance(value, str) else dumps(to_jsonable_python(value))
 
 
-def swebench_row(task: Task) -> dict[str, str]:
-    """The 12 SWE-bench fields, all strings, as `make_test_spec` and the HF loaders expect."""
+def swebench_row(task: Task, exact: bool = True) -> dict[str, str]:
+    """The 12 SWE-bench fields, all strings, as `make_test_spec` and the HF loaders expect
+    (`exact`: test lists encoded byte-for-byte as on the hub; see `encode_tests`)."""
     return {
         "repo": task.repo,
         "instance_id": task.instance_id,
@@ -56,8 +58,8 @@ def swebench_row(task: Task) -> dict[str, str]:
         "hints_text": extra_text(task, "hints_text"),
         "created_at": task.created_at or "",
         "version": task.version or "",
-        "FAIL_TO_PASS": encode_tests(task.fail_to_pass),
-        "PASS_TO_PASS": encode_tests(task.pass_to_pass),
+        "FAIL_TO_PASS": encode_tests(task.fail_to_pass, exact),
+        "PASS_TO_PASS": encode_tests(task.pass_to_pass, exact),
         # SWE-Gym rows have none; the harness builds the env at this commit, and the base
         # commit is the closest stand-in.
         "environment_setup_commit": extra_text(task, "environment_setup_commit",
