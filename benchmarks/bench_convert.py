@@ -5,7 +5,7 @@ ids (about 5.6 KB a row, so ~560 MB of JSONL). Two conversions of the same file,
 own process so that time and peak memory are its own:
 
 - swebox: `swebox tasks convert --to rllm` through the library (streamed, validated, rejects
-  checked, verl/rLLM columns);
+  checked, verl/rLLM columns), with its default workers (one per core) and with one (serial);
 - baseline: the hand-written way: load every line with json.loads, `pyarrow.Table.from_pylist`,
   `pyarrow.parquet.write_table`.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,10 +32,10 @@ TARGET_SECONDS = 10.0
 
 SWEBOX = """
 import sys, time
-from swebox.tasks.convert import convert, open_source
+from swebox.tasks.convert import convert_file
 t = time.perf_counter()
-report = convert(open_source(sys.argv[1]), sys.argv[2], "rllm")
-print(time.perf_counter() - t, report.written, report.rejected)
+report = convert_file(sys.argv[1], sys.argv[2], "rllm", workers=int(sys.argv[3]) or None)
+print(time.perf_counter() - t, report.written, report.rejected, peak())
 """
 
 BASELINE = """
@@ -46,7 +45,15 @@ t = time.perf_counter()
 with open(sys.argv[1]) as f:
     rows = [json.loads(line) for line in f]
 pq.write_table(pa.Table.from_pylist(rows), sys.argv[2])
-print(time.perf_counter() - t, len(rows), 0)
+print(time.perf_counter() - t, len(rows), 0, peak())
+"""
+
+# Prepended to both: this process's peak RSS, or its largest worker's (KiB).
+PEAK = """
+import resource
+def peak():
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
@@ -66,17 +73,15 @@ def make_input(path: Path, rows: int) -> int:
     return size
 
 
-def run(code: str, src: Path, dst: Path) -> dict[str, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run(code: str, src: Path, dst: Path, *extra: str) -> dict[str, float]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, str(src), str(dst)], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", PEAK + code, str(src), str(dst), *extra],
+                          check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    seconds, written, rejected = done.stdout.split()
+    seconds, written, rejected, peak_kb = done.stdout.split()
     return {"seconds": round(float(seconds), 3), "process_seconds": round(wall, 3),
             "rows": int(written), "rejected": int(rejected),
-            "peak_rss_mb": round(max(after, before) / 1024, 1),
+            "peak_rss_mb": round(int(peak_kb) / 1024, 1),
             "output_mb": round(dst.stat().st_size / 2**20, 1)}
 
 
@@ -90,12 +95,13 @@ def main() -> int:
         src = work / "swebench.jsonl"
         size = make_input(src, args.rows)
         print(f"input: {args.rows} rows, {size / 2**20:.0f} MiB", file=sys.stderr)
-        # Peak RSS of children is a high-water mark over all of them: run the lighter one first.
-        swebox = run(SWEBOX, src, work / "swebox.parquet")
+        swebox = run(SWEBOX, src, work / "swebox.parquet", "0")
+        serial = run(SWEBOX, src, work / "serial.parquet", "1")
         baseline = run(BASELINE, src, work / "baseline.parquet")
         figures = {
             "benchmark": "convert", "rows": args.rows, "input_mb": round(size / 2**20, 1),
-            "swebox": swebox, "baseline": baseline,
+            "swebox": swebox, "swebox_serial": serial, "baseline": baseline,
+            "serial_time_ratio": round(serial["seconds"] / baseline["seconds"], 3),
             "time_ratio": round(swebox["seconds"] / baseline["seconds"], 3),
             "memory_ratio": round(swebox["peak_rss_mb"] / baseline["peak_rss_mb"], 3),
             "target_seconds": TARGET_SECONDS,

@@ -32,16 +32,20 @@ class _Stderr(logging.Handler):
         err_console.print(f"[yellow]warning:[/] {record.getMessage()}", soft_wrap=True)
 
 
+def _warnings_to_stderr() -> None:
+    log = logging.getLogger("swebox.tasks")
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        log.addHandler(_Stderr())
+        log.propagate = False
+
+
 def _source(src: Path | None, fmt: str | None, hf: str | None, split: str,
             rules_path: Path | None, r2e_id: str = R2E_ID.default
             ) -> tuple[Iterator[Task | Reject], ImageRules]:
     from swebox.tasks.convert import open_source
     from swebox.tasks.resolver import load_rules
 
-    log = logging.getLogger("swebox.tasks")
-    if not any(isinstance(h, _Stderr) for h in log.handlers):
-        log.addHandler(_Stderr())
-        log.propagate = False
+    _warnings_to_stderr()
     rules = load_rules(rules_path)
     return open_source(src, fmt, hf=hf, split=split, rules=rules, r2e_id=r2e_id), rules
 
@@ -59,15 +63,26 @@ def convert(
                                     "(rllm, skyrl)."),
     max_steps: int = typer.Option(6, "--max-steps", help="max_steps (graphplanner)."),
     r2e_id: str = R2E_ID,
+    workers: int = typer.Option(None, "--workers", "-j", min=1,
+                                help="Worker processes (default: one per core; 1: serial)."),
 ) -> None:
     """Convert a task file (or HF dataset) to another format; bad rows go to a rejects file."""
     from swebox.errors import BadInput
     from swebox.tasks.convert import convert as run
+    from swebox.tasks.convert import convert_file
+    from swebox.tasks.resolver import load_rules
     from swebox.tasks.writers import WriteOptions
 
-    items, _ = _source(src, fmt_in, hf, split, rules, r2e_id)
     opts = WriteOptions(split=split, data_source=data_source, max_steps=max_steps)
-    report = run(items, output, to, rejects=rejects, write_opts=opts)
+    if hf:
+        items, _ = _source(src, fmt_in, hf, split, rules, r2e_id)
+        report = run(items, output, to, rejects=rejects, write_opts=opts)
+    else:
+        if src is None:
+            raise BadInput("no input given", hint="pass a file, or --hf NAME --split SPLIT")
+        _warnings_to_stderr()
+        report = convert_file(src, output, to, fmt=fmt_in, rules=load_rules(rules),
+                              r2e_id=r2e_id, rejects=rejects, write_opts=opts, workers=workers)
     out_console.print(f"wrote {report.written} tasks to {report.output} ({report.fmt_out})")
     if report.rejected:
         for line in report.first_rejects:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel
 
@@ -21,7 +21,7 @@ from swebox.tasks.io import Reject, atomic_text
 from swebox.tasks.model import Task
 from swebox.tasks.readers import ReadOptions, read_hf, read_tasks
 from swebox.tasks.resolver import ImageRules
-from swebox.tasks.writers import WriteOptions, write_tasks
+from swebox.tasks.writers import WRITERS, WriteOptions, write_tasks
 
 
 class ConvertReport(BaseModel):
@@ -34,10 +34,7 @@ class ConvertReport(BaseModel):
     first_rejects: list[str] = []
 
 
-def open_source(src: str | Path | None = None, fmt: str | None = None, *,
-                hf: str | None = None, split: str = "train", rules: ImageRules | None = None,
-                r2e_id: str | None = None) -> Iterator[Task | Reject]:
-    """Tasks and rejects from a file or (with `hf`) a Hugging Face dataset."""
+def _read_options(rules: ImageRules | None, r2e_id: str | None) -> ReadOptions:
     opts = ReadOptions(rules=rules or ImageRules())
     if r2e_id:
         try:
@@ -47,6 +44,14 @@ def open_source(src: str | Path | None = None, fmt: str | None = None, *,
                            hint="use {repo_name} and {commit_hash}, e.g. "
                            "'{repo_name}__{commit_hash:.12}'") from e
         opts.r2e_id_template = r2e_id
+    return opts
+
+
+def open_source(src: str | Path | None = None, fmt: str | None = None, *,
+                hf: str | None = None, split: str = "train", rules: ImageRules | None = None,
+                r2e_id: str | None = None) -> Iterator[Task | Reject]:
+    """Tasks and rejects from a file or (with `hf`) a Hugging Face dataset."""
+    opts = _read_options(rules, r2e_id)
     if hf:
         return read_hf(hf, split, fmt, opts)
     if src is None:
@@ -67,6 +72,52 @@ def convert(items: Iterator[Task | Reject], output: str | Path, to: str, *,
             rejects: str | Path | None = None, write_opts: WriteOptions | None = None
             ) -> ConvertReport:
     """Write the tasks of `items` to `output` in format `to`; rejects to `rejects`."""
+
+    def run(rej: IO[str], report: ConvertReport) -> None:
+        def tasks() -> Iterator[Task]:
+            for item in items:
+                if isinstance(item, Reject):
+                    report.rejected += 1
+                    if len(report.first_rejects) < 5:
+                        report.first_rejects.append(f"{item.where}: {item.reason}")
+                    rej.write(item.to_json() + "\n")
+                else:
+                    yield item
+
+        report.written = write_tasks(tasks(), output, to, write_opts)
+
+    return _reporting(output, to, rejects, run)
+
+
+def convert_file(src: str | Path, output: str | Path, to: str, *, fmt: str | None = None,
+                 rules: ImageRules | None = None, r2e_id: str | None = None,
+                 rejects: str | Path | None = None, write_opts: WriteOptions | None = None,
+                 workers: int | None = None) -> ConvertReport:
+    """Convert a task file: in worker processes when the output format is written in chunks
+    and more than one worker is allowed (same output as serial), else in this process."""
+    from swebox.tasks.parallel import convert_parallel, default_workers
+
+    src, output = Path(src), Path(output)
+    if to not in WRITERS:
+        raise BadInput(f"unknown output format {to!r}", hint=f"use one of {', '.join(WRITERS)}")
+    n = default_workers() if workers is None else workers
+    if n <= 1 or WRITERS[to].chunks(output) is None:
+        items = open_source(src, fmt, rules=rules, r2e_id=r2e_id)
+        return convert(items, output, to, rejects=rejects, write_opts=write_opts)
+    if not src.is_file():
+        raise BadInput(f"{src}: no such file", hint="check the path")
+    opts = _read_options(rules, r2e_id)
+
+    def run(rej: IO[str], report: ConvertReport) -> None:
+        report.written, report.rejected, report.first_rejects = convert_parallel(
+            src, output, to, rej, fmt=fmt, read_opts=opts, write_opts=write_opts, workers=n)
+
+    return _reporting(output, to, rejects, run)
+
+
+def _reporting(output: str | Path, to: str, rejects: str | Path | None,
+               run: Callable[[IO[str], ConvertReport], None]) -> ConvertReport:
+    """Runs a conversion with its rejects file (kept only if not empty) and warning count."""
     output = Path(output)
     rejects_path = Path(rejects) if rejects else output.with_name(output.name + ".rejects.jsonl")
     report = ConvertReport(output=str(output), fmt_out=to)
@@ -74,18 +125,7 @@ def convert(items: Iterator[Task | Reject], output: str | Path, to: str, *,
     logging.getLogger("swebox.tasks").addHandler(counter)
     try:
         with atomic_text(rejects_path) as rej:
-
-            def tasks() -> Iterator[Task]:
-                for item in items:
-                    if isinstance(item, Reject):
-                        report.rejected += 1
-                        if len(report.first_rejects) < 5:
-                            report.first_rejects.append(f"{item.where}: {item.reason}")
-                        rej.write(item.to_json() + "\n")
-                    else:
-                        yield item
-
-            report.written = write_tasks(tasks(), output, to, write_opts)
+            run(rej, report)
     finally:
         logging.getLogger("swebox.tasks").removeHandler(counter)
     report.warnings = counter.count

@@ -57,7 +57,8 @@ def detect_format(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _convert(reader: Reader, row: Row, opts: ReadOptions) -> Task | Reject:
+def convert_row(reader: Reader, row: Row, opts: ReadOptions) -> Task | Reject:
+    """One row through one reader: a Task, or a Reject saying where and why."""
     try:
         return reader.convert(row.data, opts)
     except ValidationError as e:
@@ -91,7 +92,7 @@ def convert_rows(rows: Iterable[Row | Reject], fmt: str | None = None,
                                f"fields ({keys})", hint=f"force one with --from "
                                f"({'|'.join(READERS)})")
             reader = READERS[name]
-        out = _convert(reader, item, opts)
+        out = convert_row(reader, item, opts)
         if isinstance(out, Task):
             first = seen.setdefault(out.instance_id, item.where)
             if first != item.where:
@@ -125,4 +126,5 @@ def read_hf(name: str, split: str, fmt: str | None = None, opts: ReadOptions | N
     return convert_rows(rows, fmt, opts, source=f"{name}[{split}]")
 
 
-__all__ = ["READERS", "ReadOptions", "convert_rows", "detect_format", "read_hf", "read_tasks"]
+__all__ = ["READERS", "ReadOptions", "convert_row", "convert_rows", "detect_format", "read_hf",
+           "read_tasks"]

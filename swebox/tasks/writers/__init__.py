@@ -15,7 +15,7 @@ from pathlib import Path
 from swebox.errors import BadInput
 from swebox.tasks.model import Task
 from swebox.tasks.writers import graphplanner, openhands, rllm, skyrl, swebench, swebox_jsonl
-from swebox.tasks.writers.common import WriteOptions
+from swebox.tasks.writers.common import Chunks, WriteOptions
 
 WriteFn = Callable[[Iterable[Task], Path, WriteOptions], int]
 
@@ -25,10 +25,12 @@ class Writer:
     name: str
     write: WriteFn
     description: str
+    # The encode/sink halves for a given target (None: this target is written by one stream).
+    chunks: Callable[[Path], Chunks | None]
 
 
 WRITERS: dict[str, Writer] = {
-    m.NAME: Writer(m.NAME, m.write, m.DESCRIPTION)
+    m.NAME: Writer(m.NAME, m.write, m.DESCRIPTION, m.chunks)
     for m in (swebox_jsonl, openhands, rllm, skyrl, graphplanner, swebench)
 }
 

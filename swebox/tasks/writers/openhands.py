@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from swebox.tasks.model import Task
-from swebox.tasks.writers.common import WriteOptions, write_jsonl
+from swebox.tasks.writers.common import JsonlChunks, WriteOptions, write_chunked
 from swebox.tasks.writers.swebench import encode_tests, extra_text
 
 NAME = "openhands"
@@ -41,5 +41,12 @@ def _row(task: Task) -> dict[str, Any]:
     }
 
 
+CHUNKS = JsonlChunks(_row)
+
+
+def chunks(path: Path) -> JsonlChunks:
+    return CHUNKS
+
+
 def write(tasks: Iterable[Task], path: Path, opts: WriteOptions) -> int:
-    return write_jsonl(tasks, path, _row)
+    return write_chunked(CHUNKS, tasks, path, opts)

@@ -16,7 +16,7 @@ The gold `patch` is kept in extra_info: for SWE-bench images rLLM's reward build
 `make_test_spec(ds)` from this dict, which wants the full SWE-bench row. The agent is given the
 instruction made from problem_statement, never the dict itself.
 
-`write_parquet` is the streaming parquet loop the SkyRL writer shares.
+`ParquetChunks` is the streaming parquet writer the SkyRL writer shares.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from swebox.tasks.io import atomic_path, dumps
+from swebox.tasks.io import dumps
 from swebox.tasks.model import Task
 from swebox.tasks.residual import residual
-from swebox.tasks.writers.common import WriteOptions
+from swebox.tasks.writers.common import WriteOptions, write_chunked
 from swebox.tasks.writers.swebench import FIELDS, extra_text, swebench_row
 
 NAME = "rllm"
@@ -69,22 +69,85 @@ def _schema() -> Any:
     ])
 
 
-def write_parquet(tasks: Iterable[Task], path: Path, schema: Any,
-                  row: Callable[[Task, int], dict[str, Any]], batch_rows: int) -> int:
-    """Rows of `row(task, index)` in row groups of `batch_rows`, into a temp file renamed onto
-    `path` at the end. Only one batch of rows is held at a time."""
-    _, pq = pyarrow_modules()
-    columns = _Columns(schema)
-    count = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+class ParquetChunks:
+    """Parquet: a chunk is an Arrow table (picklable, so workers can build it); the sink drops
+    rows not kept, renumbers the `index` column (if any) from `start`, and appends a row group.
+    """
+
+    def __init__(self, schema: Callable[[], Any],
+                 row: Callable[[Task, WriteOptions], dict[str, Any]],
+                 index: tuple[str, str] | None = None) -> None:
+        self.schema = schema
+        self.row = row
+        self.index = index  # (struct column, child) holding the row number
+
+    def encode(self, tasks: list[Task], opts: WriteOptions) -> Any:
+        columns = _Columns(self.schema())
         for task in tasks:
-            columns.add(row(task, count))
-            count += 1
-            if columns.rows >= max(1, batch_rows):
-                writer.write_table(columns.take())
-        if columns.rows:
-            writer.write_table(columns.take())
-    return count
+            columns.add(self.row(task, opts))
+        return columns.take()
+
+    def open(self, tmp: Path, opts: WriteOptions) -> _ParquetSink:
+        _, pq = pyarrow_modules()
+        return _ParquetSink(pq.ParquetWriter(tmp, self.schema()), self.index, opts.batch_rows)
+
+
+class _ParquetSink:
+    """Appends tables as row groups of exactly `rows_per_group` rows (the last may be short),
+    so the file's bytes do not depend on how the rows were chunked on their way here."""
+
+    def __init__(self, writer: Any, index: tuple[str, str] | None, rows_per_group: int) -> None:
+        self.writer = writer
+        self.index = index
+        self.rows_per_group = max(1, rows_per_group)
+        self.pending: list[Any] = []
+        self.pending_rows = 0
+
+    def write(self, chunk: Any, keep: list[bool] | None, start: int) -> int:
+        pa, _ = pyarrow_modules()
+        table = chunk if keep is None else chunk.filter(pa.array(keep, type=pa.bool_()))
+        if self.index and table.num_rows:
+            table = _renumber(table, *self.index, start)
+        if table.num_rows:
+            self.pending.append(table)
+            self.pending_rows += table.num_rows
+            self._flush(final=False)
+        return int(table.num_rows)
+
+    def _flush(self, final: bool) -> None:
+        pa, _ = pyarrow_modules()
+        if self.pending_rows < self.rows_per_group and not (final and self.pending_rows):
+            return
+        table = pa.concat_tables(self.pending)
+        offset = 0
+        while table.num_rows - offset >= self.rows_per_group:
+            self.writer.write_table(table.slice(offset, self.rows_per_group))
+            offset += self.rows_per_group
+        if final and offset < table.num_rows:
+            self.writer.write_table(table.slice(offset))
+            offset = table.num_rows
+        rest = table.slice(offset)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = int(rest.num_rows)
+
+    def close(self) -> None:
+        try:
+            self._flush(final=True)
+        finally:
+            self.writer.close()
+
+
+def _renumber(table: Any, column: str, child: str, start: int) -> Any:
+    """Replace `column.child` with start, start+1, ...: rows are numbered where they are
+    written, since a worker encoding a chunk cannot know how many rows came before it."""
+    pa, _ = pyarrow_modules()
+    pos = table.schema.get_field_index(column)
+    struct = table.column(pos).combine_chunks()
+    fields = list(struct.type)
+    children = [pa.array(range(start, start + table.num_rows), type=f.type) if f.name == child
+                else struct.field(i) for i, f in enumerate(fields)]
+    return table.set_column(pos, table.schema.field(pos),
+                            pa.StructArray.from_arrays(children, fields=fields))
 
 
 class _Columns:
@@ -132,7 +195,7 @@ def data_source(task: Task, opts: WriteOptions) -> str:
     return opts.data_source or f"swebox/{task.source_format}"
 
 
-def _extra_info(task: Task, index: int, split: str) -> dict[str, Any]:
+def _extra_info(task: Task, split: str) -> dict[str, Any]:
     image = task.run_image
     expected = task.expected_output
     info: dict[str, Any] = {
@@ -152,12 +215,12 @@ def _extra_info(task: Task, index: int, split: str) -> dict[str, Any]:
     # Compact JSON for the test lists: consumers parse them, and this is the hot loop.
     info.update((k, v) for k, v in swebench_row(task, exact=False).items() if k not in info)
     info["split"] = split
-    info["index"] = index
+    info["index"] = 0  # numbered by the sink
     info["swebox_task"] = residual(task)
     return info
 
 
-def _row(task: Task, index: int, opts: WriteOptions) -> dict[str, Any]:
+def _row(task: Task, opts: WriteOptions) -> dict[str, Any]:
     return {
         "data_source": data_source(task, opts),
         "prompt": [{"role": "user", "content": task.problem_statement}],
@@ -167,10 +230,16 @@ def _row(task: Task, index: int, opts: WriteOptions) -> dict[str, Any]:
             "FAIL_TO_PASS": task.fail_to_pass,
             "PASS_TO_PASS": task.pass_to_pass,
         })},
-        "extra_info": _extra_info(task, index, opts.split),
+        "extra_info": _extra_info(task, opts.split),
     }
 
 
+CHUNKS = ParquetChunks(_schema, _row, index=("extra_info", "index"))
+
+
+def chunks(path: Path) -> ParquetChunks:
+    return CHUNKS
+
+
 def write(tasks: Iterable[Task], path: Path, opts: WriteOptions) -> int:
-    return write_parquet(tasks, path, _schema(),
-                         lambda task, index: _row(task, index, opts), opts.batch_rows)
+    return write_chunked(CHUNKS, tasks, path, opts)

@@ -21,8 +21,8 @@ from typing import Any
 
 from swebox.tasks.model import Task
 from swebox.tasks.residual import residual
-from swebox.tasks.writers.common import WriteOptions
-from swebox.tasks.writers.rllm import data_source, message_type, pyarrow_modules, write_parquet
+from swebox.tasks.writers.common import WriteOptions, write_chunked
+from swebox.tasks.writers.rllm import ParquetChunks, data_source, message_type, pyarrow_modules
 from swebox.tasks.writers.swebench import FIELDS, swebench_row
 
 NAME = "skyrl"
@@ -56,6 +56,12 @@ def _row(task: Task, opts: WriteOptions) -> dict[str, Any]:
     }
 
 
+CHUNKS = ParquetChunks(_schema, _row)
+
+
+def chunks(path: Path) -> ParquetChunks:
+    return CHUNKS
+
+
 def write(tasks: Iterable[Task], path: Path, opts: WriteOptions) -> int:
-    return write_parquet(tasks, path, _schema(), lambda task, _: _row(task, opts),
-                         opts.batch_rows)
+    return write_chunked(CHUNKS, tasks, path, opts)

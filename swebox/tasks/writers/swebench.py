@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 
 from swebox.tasks.io import atomic_text, dumps
 from swebox.tasks.model import Task
-from swebox.tasks.writers.common import WriteOptions, write_jsonl
+from swebox.tasks.writers.common import JsonlChunks, WriteOptions, write_chunked
 
 NAME = "swebench"
 DESCRIPTION = "SWE-bench dataset rows for the harness (.jsonl lines, or a .json array)"
@@ -89,7 +89,15 @@ def _write_array(tasks: Iterable[Task], path: Path) -> int:
     return count
 
 
+_JSONL = JsonlChunks(_row)
+
+
+def chunks(path: Path) -> JsonlChunks | None:
+    """Chunked (and parallel) for JSONL; a `.json` array is written by one stream."""
+    return None if path.suffix.lower() == ".json" else _JSONL
+
+
 def write(tasks: Iterable[Task], path: Path, opts: WriteOptions) -> int:
     if path.suffix.lower() == ".json":
         return _write_array(tasks, path)
-    return write_jsonl(tasks, path, _row)
+    return write_chunked(_JSONL, tasks, path, opts)

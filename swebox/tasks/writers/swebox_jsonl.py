@@ -6,11 +6,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from swebox.tasks.model import Task
-from swebox.tasks.writers.common import WriteOptions, write_jsonl
+from swebox.tasks.writers.common import JsonlChunks, WriteOptions, write_chunked
 
 NAME = "swebox"
 DESCRIPTION = "swebox JSONL (every field, round-trips)"
 
 
+CHUNKS = JsonlChunks(Task.to_json_dict)
+
+
+def chunks(path: Path) -> JsonlChunks:
+    return CHUNKS
+
+
 def write(tasks: Iterable[Task], path: Path, opts: WriteOptions) -> int:
-    return write_jsonl(tasks, path, Task.to_json_dict)
+    return write_chunked(CHUNKS, tasks, path, opts)
