@@ -1,9 +1,11 @@
 """Multi-SWE-bench rows: org, repo, number, base.sha, fix_patch, test_patch, and test maps
 (f2p / p2p / s2p / n2p, keyed by test, each {run, test, fix}).
 
-FAIL_TO_PASS and PASS_TO_PASS are the keys of f2p_tests and p2p_tests; the full maps, s2p/n2p
-(skipped-to-pass, none-to-pass), resolved_issues and the run results stay in `extra` for the
-Multi-SWE-bench resolved rules. The problem statement is built from the resolved issues.
+FAIL_TO_PASS is every test that must pass after the fix but did not before: the keys of
+f2p_tests, s2p_tests (skipped before) and n2p_tests (absent before), as Multi-SWE-bench's own
+resolved rule requires them all; PASS_TO_PASS is the keys of p2p_tests. The full maps,
+resolved_issues and the run results stay in `extra` for the transition rules. The problem
+statement is built from the resolved issues.
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ def convert_for(name: str) -> Callable[[dict[str, Any], ReadOptions], Task]:
         if not isinstance(base, dict) or not base.get("sha"):
             raise ValueError("base.sha is missing")
         fix = text(row, "fix_patch")
-        f2p = row.get("f2p_tests") or {}
-        p2p = row.get("p2p_tests") or {}
-        if not isinstance(f2p, dict) or not isinstance(p2p, dict):
-            raise ValueError("f2p_tests and p2p_tests must be objects keyed by test")
+        maps = {k: row.get(k) or {} for k in ("f2p_tests", "s2p_tests", "n2p_tests",
+                                                 "p2p_tests")}
+        bad = [k for k, v in maps.items() if not isinstance(v, dict)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} must be objects keyed by test")
+        f2p = {**maps["f2p_tests"], **maps["s2p_tests"], **maps["n2p_tests"]}
+        p2p = maps["p2p_tests"]
         image = opts.rules.multiswebench(org, repo, number)
         return Task(
             instance_id=text(row, "instance_id") or f"{org}__{repo}-{number}",
