@@ -116,6 +116,7 @@ def test_multiswebench_rows(realdata: Path) -> None:
     assert len(gson.pass_to_pass) == 87 and gson.language == "java"
     assert gson.image == "mswebench/google_m_gson:pr-1093"
     assert gson.extra["s2p_tests"] == raw[0]["s2p_tests"]
+    assert raw[0]["resolved_issues"][0]["title"] in gson.problem_statement
 
 
 def test_multiswebench_skipped_and_new_tests_must_pass(realdata: Path, tmp_path: Path) -> None:
@@ -127,13 +128,7 @@ def test_multiswebench_skipped_and_new_tests_must_pass(realdata: Path, tmp_path:
     f = tmp_path / "m.jsonl"
     f.write_text(json.dumps(row) + "\n")
     (task,) = _tasks(f)
-    assert task.fail_to_pass == sorted([*raw_keys(row["f2p_tests"]), "a.SkippedTest",
-                                        "b.NewTest"])
-
-
-def raw_keys(m: dict[str, object]) -> list[str]:
-    return list(m)
-    assert raw[0]["resolved_issues"][0]["title"] in gson.problem_statement
+    assert task.fail_to_pass == sorted([*row["f2p_tests"], "a.SkippedTest", "b.NewTest"])
 
 
 def test_r2e_row(realdata: Path) -> None:
