@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TASKS_DIR = Path(__file__).resolve().parent
+TASKS_DIR = Path(__file__).resolve().parents[1] / "swebox" / "samples" / "tasks"
 
 EXPECTED_KEYS = {
     "instance_id",
