@@ -27,7 +27,7 @@ function that contains that line.
 
 Usage::
 
-    python3 swebox/samples/tasks/verify_samples.py [--python PYTHON] [TASK ...]
+    python3 scripts/verify_samples.py [--python PYTHON] [TASK ...]
 
 Prints one line per task and exits non-zero if any task has a problem.
 Standard library only.
