@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swebox.errors import BadInput
+from swebox.tasks.model import Task
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 DEFAULT_BASE_IMAGE = "swebox/testbase:bookworm"
@@ -52,6 +53,18 @@ class SampleTask:
     @property
     def test_patch(self) -> str:
         return (self.path / "test.patch").read_text()
+
+    def to_task(self) -> Task:
+        """The sample as a swebox Task (both expected-outcome styles, image by convention)."""
+        return Task(instance_id=self.instance_id, repo=self.repo, base_commit=self.base_commit,
+                    problem_statement=self.problem_statement, image=self.image,
+                    local_image=self.image, test_command=self.test_command,
+                    fail_to_pass=self.fail_to_pass, pass_to_pass=self.pass_to_pass,
+                    expected_output=self.expected_output, gold_patch=self.gold_patch,
+                    test_patch=self.test_patch, version=self.meta.get("version"),
+                    created_at=self.meta.get("created_at"), source_format="swebox",
+                    extra={"hints_text": self.meta.get("hints_text", ""),
+                           "image_style": self.image_style})
 
     def digest(self, base_image_id: str) -> str:
         """Content hash of everything the image is built from."""

@@ -95,6 +95,10 @@ class Sandbox(abc.ABC):
     def close(self) -> None:
         """Stop and remove the sandbox. Idempotent."""
 
+    def oom_killed(self) -> bool:
+        """Whether the OOM killer struck in this sandbox (backends that can tell override)."""
+        return False
+
     # -- written once for all backends ---------------------------------------------------
     def abspath(self, path: str) -> str:
         p = PurePosixPath(path)

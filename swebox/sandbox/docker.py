@@ -268,6 +268,25 @@ class DockerSandbox(Sandbox):
         self.expires = expiry
         return expiry
 
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer struck in this sandbox (its memory limit).
+
+        The engine's `OOMKilled` flag covers only PID 1 on some engines (Docker 20.10 on
+        cgroup v1), so the sandbox's own memory cgroup counters are read too: `oom_kill` in
+        memory.events (v2) or memory.oom_control (v1)."""
+        try:
+            if self.api.inspect_container(self.id)["State"].get("OOMKilled"):
+                return True
+        except (APIError, NotFound):
+            return False
+        res = self.exec("cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control"
+                        " 2>/dev/null", timeout=10)
+        for line in res.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
     def snapshot(self) -> DockerSnapshot:
         self._check_open()
         labels = lifecycle.owner_labels("snapshot", self.config.lease, self.config.task_id)

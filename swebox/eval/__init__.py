@@ -1,0 +1,2 @@
+"""Evaluation: predictions graded at scale (`swebox eval`) and datasets validated
+(`swebox validate`)."""

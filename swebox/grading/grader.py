@@ -1,0 +1,177 @@
+"""The grader: one candidate patch, one fresh sandbox, one verdict.
+
+1. A fresh sandbox starts from the task image: never the agent's sandbox.
+2. The candidate patch is applied (the method that worked is recorded; a patch that applies
+   with no method is `patch_failed`, a wrong patch, not an infrastructure failure).
+3. Only then do the hidden tests arrive: files the test patch touches are reset to the base
+   commit (so the candidate cannot pre-empt them) and the test patch is applied.
+4. The test command runs with the runner's exit code captured. Statuses are read from a JUnit
+   XML file at a path chosen for this run (pytest gets it through PYTEST_ADDOPTS) or, failing
+   that, from the output between two markers made of a random per-run token. Text a patch
+   prints (forged `PASSED` lines, fake markers) is outside those places. Code of the patch runs
+   inside the test process, so this stops forged output, not a patch that rewrites the runner.
+5. The dataset family's rule judges (swebox.grading.rules). Timeouts, the OOM killer, engine
+   errors and runs that collected no tests are `infra_failure`, kept apart from a wrong patch.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from pydantic import BaseModel
+
+from swebox.errors import SweboxError
+from swebox.grading.parsers import parse_log
+from swebox.grading.rules import judge, rule_for
+from swebox.sandbox import Sandbox, start_sandbox
+from swebox.tasks.model import Task
+
+_DIFF_PATHS = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
+_PYTEST = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)\b")
+
+
+class Verdict(BaseModel):
+    instance_id: str
+    resolved: bool = False
+    rule: str = ""
+    partial: float = 0.0
+    patch_applied: bool = False
+    apply_method: str | None = None
+    empty_patch: bool = False
+    statuses: dict[str, str] = {}
+    mismatched: dict[str, str] = {}
+    source: str | None = None  # "junit" or "log": where the statuses were read
+    test_exit_code: int | None = None
+    test_duration: float = 0.0  # the test command alone; the rest of `duration` is overhead
+    infra_failure: str | None = None
+    note: str | None = None
+    duration: float = 0.0
+
+
+class GradeOptions(BaseModel):
+    backend: str = "docker"
+    timeout: float = 1800.0
+    log_format: str | None = None  # default: pytest (JUnit XML when pytest runs)
+    memory: str | None = None
+    cpus: float | None = None
+
+
+def patch_paths(patch: str) -> list[str]:
+    """Paths a patch touches (old and new names), in order, without duplicates."""
+    seen: dict[str, None] = {}
+    for a, b in _DIFF_PATHS.findall(patch):
+        seen.setdefault(a)
+        seen.setdefault(b)
+    return list(seen)
+
+
+# Puts the files of the test patch back to the base commit (removing those the base lacks),
+# so the hidden tests apply onto exactly what the dataset expects, whatever the candidate did.
+_RESET = r"""
+base=$1; shift
+for f in "$@"; do
+  if git cat-file -e "$base:$f" 2>/dev/null; then git checkout -q "$base" -- "$f"
+  else rm -rf -- "$f"; fi
+done
+"""
+
+
+def grade(task: Task, patch: str, opts: GradeOptions | None = None) -> tuple[Verdict, str]:
+    """Grade `patch` for `task`; returns the verdict and the test log."""
+    opts = opts or GradeOptions()
+    start = time.monotonic()
+    verdict = Verdict(instance_id=task.instance_id, empty_patch=not patch.strip())
+    log = ""
+    try:
+        limits = {k: v for k, v in (("memory", opts.memory), ("cpus", opts.cpus)) if v}
+        if not task.run_image:
+            raise SweboxError(f"task {task.instance_id} names no image")
+        if not task.test_command:
+            raise SweboxError(f"task {task.instance_id} has no test command")
+        with start_sandbox(task.run_image, backend=opts.backend, workdir=task.workdir,
+                           task_id=task.instance_id, base_commit=task.base_commit or None,
+                           lease=opts.timeout + 600, limits=limits) as sb:
+            log = _run(sb, task, patch, opts, verdict)
+    except SweboxError as e:
+        verdict.infra_failure = f"{type(e).__name__}: {e}"
+    verdict.duration = round(time.monotonic() - start, 3)
+    return verdict, log
+
+
+def _run(sb: Sandbox, task: Task, patch: str, opts: GradeOptions, verdict: Verdict) -> str:
+    if not verdict.empty_patch:
+        applied = sb.apply_patch(patch)
+        verdict.patch_applied, verdict.apply_method = applied.applied, applied.method
+        if not applied.applied:
+            verdict.note = "patch_failed: no apply method could apply the patch"
+            return applied.output
+    if task.test_patch:
+        files = patch_paths(task.test_patch)
+        if task.base_commit and files:
+            sb.exec(["/bin/sh", "-c", _RESET, "swebox-reset", task.base_commit, *files],
+                    timeout=120)
+        hidden = sb.apply_patch(task.test_patch)
+        if not hidden.applied:
+            verdict.infra_failure = "the task's test patch did not apply"
+            return hidden.output
+    token = secrets.token_hex(12)
+    begin, end = f"SWEBOX-BEGIN-{token}", f"SWEBOX-END-{token}"
+    junit = f"/tmp/.swebox-{token}.xml"
+    command = task.test_command or ""
+    # JUnit XML for pytest runs; R2E's keys (`Class.test`) are judged from the text log, as
+    # R2E's own harness does, since XML class names cannot be mapped onto them reliably.
+    uses_pytest = _PYTEST.search(command) is not None and rule_for(task) != "r2e"
+    env = {"PYTEST_ADDOPTS": f"--junitxml={junit}"} if uses_pytest else None
+    script = f"echo {begin}; {command}\nrc=$?; echo; echo {end} $rc"
+    res = sb.exec(script, timeout=opts.timeout, cwd=task.workdir, env=env)
+    verdict.test_duration = round(res.duration, 3)
+    section, rc = _between(res.output, begin, end)
+    verdict.test_exit_code = rc
+    statuses: dict[str, str] = {}
+    if uses_pytest:
+        statuses = _junit(sb, junit, task)
+        verdict.source = "junit" if statuses else None
+    if not statuses:
+        statuses = parse_log(opts.log_format or "pytest", section)
+        verdict.source = "log"
+    verdict.statuses = statuses
+    judged = judge(task, statuses)
+    verdict.rule, verdict.partial = judged.rule, round(judged.partial, 4)
+    verdict.mismatched, verdict.note = judged.mismatched, judged.note
+    verdict.resolved = judged.resolved
+    if res.timed_out:
+        verdict.infra_failure = f"timeout after {opts.timeout:g}s"
+    elif (rc is None or rc >= 128 or res.exit_code >= 128) and sb.oom_killed():
+        verdict.infra_failure = "out of memory (the OOM killer ended a process)"
+    elif not statuses:
+        verdict.infra_failure = "no tests collected"
+    if verdict.infra_failure:
+        verdict.resolved = False
+    return res.output
+
+
+def _between(output: str, begin: str, end: str) -> tuple[str, int | None]:
+    """The runner's output between this run's markers, and its exit code from the end marker."""
+    i = output.find(begin + "\n")
+    j = output.rfind("\n" + end + " ")
+    if i < 0 or j < 0 or j < i:
+        return output, None
+    tail = output[j + len(end) + 2:].split("\n", 1)[0].strip()
+    return output[i + len(begin) + 1 : j], int(tail) if tail.lstrip("-").isdigit() else None
+
+
+def _junit(sb: Sandbox, path: str, task: Task) -> dict[str, str]:
+    try:
+        data = sb.read_file(path)
+    except SweboxError:
+        return {}
+    from swebox.grading.parsers import junit
+
+    mapping = junit.parse(data.decode("utf-8", errors="replace"))
+    known = set(task.fail_to_pass) | set(task.pass_to_pass) | set(task.expected_output or {})
+    return junit.to_pytest_ids(mapping, known)
+
+
+__all__ = ["GradeOptions", "Verdict", "grade", "patch_paths"]
