@@ -43,18 +43,13 @@ def _root(
 
 
 def _register() -> None:
-    from swebox.cli import doctor, evaluate, gc, samples, sandbox, tasks
+    from swebox.cli import doctor, evaluate, gc, parse_log, samples, sandbox, tasks
 
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(tasks.app, name="tasks")
     app.add_typer(evaluate.app, name="eval")
+    evaluate.app.command("parse-log")(parse_log.parse_log)
     app.command("validate")(evaluate.validate)
-    try:  # the log parsers' CLI (swebox eval parse-log)
-        from swebox.cli import parse_log
-
-        evaluate.app.command("parse-log")(parse_log.parse_log)
-    except ImportError:  # pragma: no cover - during development only
-        pass
     app.add_typer(samples.app, name="samples")
     app.command("gc")(gc.gc)
     app.command("doctor")(doctor.doctor)
