@@ -22,8 +22,8 @@ import time
 
 from pydantic import BaseModel
 
-from swebox.errors import SweboxError
-from swebox.grading.parsers import parse_log
+from swebox.errors import BadInput, SweboxError
+from swebox.grading.parsers import align_truncated_ids, parse_log
 from swebox.grading.rules import judge, rule_for
 from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
@@ -134,7 +134,10 @@ def _run(sb: Sandbox, task: Task, patch: str, opts: GradeOptions, verdict: Verdi
         statuses = _junit(sb, junit, task)
         verdict.source = "junit" if statuses else None
     if not statuses:
-        statuses = parse_log(opts.log_format or "pytest", section)
+        # Datasets built with whitespace-splitting parsers store ids cut at a space: map the
+        # full ids onto those so an expected test is not reported missing.
+        statuses = align_truncated_ids(parse_log(opts.log_format or "pytest", section),
+                                       _known_ids(task))
         verdict.source = "log"
     verdict.statuses = statuses
     judged = judge(task, statuses)
@@ -169,9 +172,15 @@ def _junit(sb: Sandbox, path: str, task: Task) -> dict[str, str]:
         return {}
     from swebox.grading.parsers import junit
 
-    mapping = junit.parse(data.decode("utf-8", errors="replace"))
-    known = set(task.fail_to_pass) | set(task.pass_to_pass) | set(task.expected_output or {})
-    return junit.to_pytest_ids(mapping, known)
+    try:
+        mapping = junit.parse(data.decode("utf-8", errors="replace"))
+    except BadInput:  # cut short (the runner was killed mid-write): the text log decides
+        return {}
+    return junit.to_pytest_ids(mapping, _known_ids(task))
+
+
+def _known_ids(task: Task) -> set[str]:
+    return set(task.fail_to_pass) | set(task.pass_to_pass) | set(task.expected_output or {})
 
 
 __all__ = ["GradeOptions", "Verdict", "grade", "patch_paths"]

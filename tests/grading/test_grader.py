@@ -117,3 +117,11 @@ def test_non_utf8_output(task: Task) -> None:
                                                     + (task.test_command or "")})
     verdict, log = grade(noisy, task.gold_patch)
     assert verdict.resolved and "\ufffd" in log
+
+
+def test_truncated_junit_falls_back_to_the_log(task: Task) -> None:
+    cut = ("; f=${PYTEST_ADDOPTS#--junitxml=}; head -c 200 \"$f\" > \"$f.cut\" && "
+           "mv \"$f.cut\" \"$f\"")
+    broken = task.model_copy(update={"test_command": (task.test_command or "") + cut})
+    verdict, _ = grade(broken, task.gold_patch)
+    assert verdict.resolved and verdict.source == "log" and verdict.infra_failure is None

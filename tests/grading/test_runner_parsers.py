@@ -304,3 +304,39 @@ def test_maven_forged_summary_without_prefixes_keeps_worst() -> None:
            "Tests run: 1, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 0.1 sec - in com.x.A\n"
            "Tests run: 1, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 0.1 sec\n")
     assert parse_log("maven", log) == {"com.x.A": "FAILED", "com.x.B": "PASSED"}
+
+
+def test_maven_results_block_forms() -> None:
+    log = ("[INFO] Running com.x.FooTest\n"
+           "[ERROR] Tests run: 3, Failures: 1, Errors: 1, Skipped: 0, Time elapsed: 0.1 s "
+           "<<< FAILURE! - in com.x.FooTest\n"
+           "[INFO] Running com.y.FooTest\n"
+           "[INFO] Tests run: 1, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 0.1 s "
+           "- in com.y.FooTest\n"
+           "[INFO] Results:\n"
+           "[ERROR] Failures:\n"
+           "[ERROR] com.x.FooTest.testBar:42 expected:<1> but was:<2>\n"
+           "[ERROR] com.x.FooTest.testRetried\n"
+           "[ERROR]   Run 1: FooTest.testRetried:7 boom\n"
+           "[ERROR]   Run 2: FooTest.testRetried:7 boom\n"
+           "[ERROR] Errors:\n"
+           "[ERROR]   FooTest.testAmbiguous:3 NullPointer\n"  # two classes named FooTest
+           "[WARNING] Flakes:\n"
+           "[WARNING] com.x.FooTest.testFlaky\n"
+           "[ERROR]   Run 1: FooTest.testFlaky:9 once\n"
+           "[INFO]   Run 2: PASS\n"
+           "[ERROR] Tests run: 4, Failures: 2, Errors: 1, Skipped: 0, Flakes: 1\n")
+    assert parse_log("maven", log) == {
+        "com.x.FooTest": "FAILED", "com.y.FooTest": "PASSED",
+        "com.x.FooTest.testBar": "FAILED", "com.x.FooTest.testRetried": "FAILED",
+        "FooTest.testAmbiguous": "ERROR"}
+
+
+def test_maven_surefire2_tests_in_error_list() -> None:
+    log = ("Running com.x.ATest\n"
+           "Tests run: 2, Failures: 0, Errors: 2, Skipped: 0, Time elapsed: 0.1 sec "
+           "<<< FAILURE!\n\nResults :\n\n"
+           "Tests in error: \n  testOne(com.x.ATest): boom\n  testTwo(com.x.ATest)\n\n"
+           "Tests run: 2, Failures: 0, Errors: 2, Skipped: 0\n")
+    assert parse_log("maven", log) == {"com.x.ATest": "ERROR", "com.x.ATest.testOne": "ERROR",
+                                       "com.x.ATest.testTwo": "ERROR"}

@@ -12,10 +12,10 @@ Ids, two kinds:
   ... <<< FAILURE!` (3.x), `testBar(com.x.FooTest)  Time elapsed: ... <<< ERROR!` (2.x) and
   the entries under `Failures:` / `Errors:` (`Failed tests:` / `Tests in error:` in 2.x) in
   the final Results block (`FooTest.testBar:42 message`; a short class name is completed from
-  the classes that ran when that is unambiguous). Id: `com.x.FooTest.testBar`, parameters and
-  invocation indices dropped. Passing methods are never listed by Surefire, so they have no
-  entry; FAILURE -> FAILED, ERROR -> ERROR. Flaky tests (failed, then passed on a rerun) are not
-  marked.
+  the classes that ran when that is unambiguous, else kept as printed). Id:
+  `com.x.FooTest.testBar`, parameters and invocation indices dropped. Passing methods are
+  never listed by Surefire, so they have no entry; FAILURE -> FAILED, ERROR -> ERROR. Flaky
+  tests (failed, then passed on a rerun) are not marked.
 
 Forged lines: a test's stdout is printed without Maven's `[INFO]`/`[ERROR]` prefix, so once the
 log shows prefixed class summaries, unprefixed ones are ignored; several summaries of one class

@@ -29,11 +29,37 @@ from swebox.grading.parsers._common import PASSED, clean_lines, put_worst
 
 _STATUS = r"(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED)"
 _SUMMARY = re.compile(rf"^{_STATUS} (.+)$")
-_VERBOSE = re.compile(rf"^(\S.*?::.+?) {_STATUS}(?: \(.*\))?\s*(?:\[\s*\d+%\])?$")
+_WORDS = ("PASSED", "FAILED", "ERROR", "XFAIL", "XPASS", "SKIPPED")
+_PROGRESS = re.compile(r"\[\s*\d+%\]")
 _XDIST = re.compile(rf"^\[gw\d+\] \[\s*\d+%\] {_STATUS} (\S.*?::.+)$")
 _SECTION = re.compile(r"^=+ (.+?) =+$")
 # An XPASS (unexpectedly passing xfail, non-strict) counts as passing.
 _MAP = {"XPASS": PASSED}
+
+
+def _verbose(line: str) -> tuple[str, str] | None:
+    """`(node_id, word)` from `node_id WORD [(reason)] [ 50%]`, or None.
+
+    Done by hand, not by one regex: a backtracking pattern costs quadratic time on a long
+    hostile line (thousands of `::`), and logs are untrusted.
+    """
+    if "::" not in line or line[:1].isspace():
+        return None
+    if line.endswith("%]"):
+        i = line.rfind("[")
+        if _PROGRESS.fullmatch(line, i):
+            line = line[:i].rstrip()
+    best: tuple[int, str] | None = None
+    for word in _WORDS:
+        i = line.find(" " + word)
+        while i != -1 and (best is None or i < best[0]):
+            end = i + len(word) + 1  # the word is followed by nothing or by ` (reason)`
+            if end == len(line) or (line.startswith(" (", end) and line.endswith(")")):
+                if line.find("::", 0, i) != -1:
+                    best = (i, word)
+                break
+            i = line.find(" " + word, i + 1)
+    return (line[: best[0]], best[1]) if best else None
 
 
 def _summary_id(status: str, rest: str, known: dict[str, str]) -> str:
@@ -42,7 +68,9 @@ def _summary_id(status: str, rest: str, known: dict[str, str]) -> str:
         return rest  # PASSED lines never carry a message
     # Ids seen on verbose lines settle it, even for ids that themselves contain " - ".
     cut = rest.find(" - ")
-    while cut != -1:
+    for _ in range(50 if known else 0):  # bounded: a hostile line must not cost n^2
+        if cut == -1:
+            break
         if rest[:cut] in known:
             return rest[:cut]
         cut = rest.find(" - ", cut + 1)
@@ -90,9 +118,9 @@ def parse(text: str) -> dict[str, str]:
             continue
         if where != "session":
             continue
-        m = _VERBOSE.match(line)
-        if m:
-            put_worst(verbose, m.group(1), _MAP.get(m.group(2), m.group(2)))
+        v = _verbose(line)
+        if v:
+            put_worst(verbose, v[0], _MAP.get(v[1], v[1]))
             continue
         m = _XDIST.match(line)
         if m:

@@ -34,7 +34,6 @@ _CHARS = {"ok": PASSED, "F": FAILED, "E": ERROR, "s": SKIPPED, "T": SKIPPED, "w"
 _FILE = re.compile(r"^(\S+\.py)\[(\d+|\?)\](?: .*)?$")
 _TEST = re.compile(r"^(test_\w*)(?: (.*))?$")
 _RESULT = re.compile(r"(?:^|\s)(ok|[FEsTwKfX])$")
-_MARK = re.compile(r"\s*\[(?:OK|FAIL)\]$")
 _HEADER = re.compile(r"^_* (\S+?\.py)::?(\w+) _*$")
 _FINISHED = re.compile(r"^=* ?tests finished: ")
 
@@ -44,7 +43,7 @@ def parse(text: str) -> dict[str, str]:
     lines = clean_lines(text)
     sectioned = any(_FILE.match(line) for line in lines)
     out: dict[str, str] = {}
-    failed: dict[str, str] = {}
+    failed: set[str] = set()  # named under a failure header
     in_file = not sectioned  # a log with no file headers: read every test line
     pending: str | None = None
     for line in lines:
@@ -57,12 +56,13 @@ def parse(text: str) -> dict[str, str]:
             continue
         h = _HEADER.match(line) if not in_file or not sectioned else None
         if h:
-            failed[h.group(2)] = FAILED
+            failed.add(h.group(2))
             continue
         if not in_file:
             continue
-        last = bool(_MARK.search(line))
-        body = _MARK.sub("", line)
+        # The file's `[OK]`/`[FAIL]` marker, right-aligned after its last test's result.
+        last = line.endswith(("[OK]", "[FAIL]"))
+        body = line[: line.rfind("[")].rstrip() if last else line
         m = _TEST.match(body)
         if m:
             pending = m.group(1)
@@ -74,7 +74,7 @@ def parse(text: str) -> dict[str, str]:
             out[pending] = _CHARS[body.strip()]
         if last:
             in_file, pending = False, None
-    for name, status in failed.items():
+    for name in failed:
         if out.get(name) not in (FAILED, ERROR):
-            out[name] = status
+            out[name] = FAILED
     return out
