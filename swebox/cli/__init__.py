@@ -43,9 +43,10 @@ def _root(
 
 
 def _register() -> None:
-    from swebox.cli import doctor, evaluate, gc, parse_log, samples, sandbox, tasks
+    from swebox.cli import doctor, evaluate, gc, images, parse_log, samples, sandbox, tasks
 
     app.add_typer(sandbox.app, name="sandbox")
+    app.add_typer(images.app, name="images")
     app.add_typer(tasks.app, name="tasks")
     app.add_typer(evaluate.app, name="eval")
     evaluate.app.command("parse-log")(parse_log.parse_log)

@@ -23,7 +23,7 @@ from docker.types import Ulimit
 from swebox.errors import EngineUnavailable, ImageNotFound, SandboxError, SandboxTimeout
 from swebox.sandbox import lifecycle, scripts
 from swebox.sandbox.base import Command, Sandbox, Snapshot, to_shell
-from swebox.sandbox.engine import connect
+from swebox.sandbox.engine import connect, local_names
 from swebox.sandbox.models import ExecResult, SandboxConfig
 from swebox.sandbox.session import SHELL_BOOT, Session
 from swebox.sandbox.stream import STDERR, CappedBuffer, FrameReader, decode, raw_socket
@@ -94,7 +94,7 @@ class DockerSandbox(Sandbox):
         if config.pull == "always":
             cls._pull(client, config)
         try:
-            created = api.create_container(**kwargs)
+            created = cls._create(api, config, kwargs)
         except (DockerImageNotFound, NotFound) as e:
             if config.pull == "never":
                 raise ImageNotFound(f"image {config.image} is not present in {config.backend}",
@@ -116,6 +116,17 @@ class DockerSandbox(Sandbox):
                                f"{e.explanation or e}",
                                hint="check `swebox doctor` and the engine's log") from e
         return cls(config, cid, name, snapshot)
+
+    @staticmethod
+    def _create(api: Any, config: SandboxConfig, kwargs: dict[str, Any]) -> Any:
+        """Create from the image, trying each name the engine may store it under."""
+        names = local_names(config.backend, config.image)
+        for name in names[:-1]:
+            try:
+                return api.create_container(**{**kwargs, "image": name})
+            except (DockerImageNotFound, NotFound):
+                continue
+        return api.create_container(**{**kwargs, "image": names[-1]})
 
     @staticmethod
     def _pull(client: Any, config: SandboxConfig) -> None:

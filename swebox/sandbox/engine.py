@@ -93,3 +93,14 @@ def forget(backend: BackendName, url: str | None = None) -> None:
 def _short(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:300] if text else type(e).__name__
+
+
+def local_names(backend: BackendName, name: str) -> list[str]:
+    """The names to try for a locally stored image. Podman's Docker-compatible API reads a
+    name without a registry as docker.io's, but keeps images tagged locally under
+    `localhost/`: there the `localhost/` form is tried too."""
+    first = name.split("/", 1)[0]
+    has_registry = "/" in name and ("." in first or ":" in first or first == "localhost")
+    if backend == "podman" and not has_registry:
+        return [name, f"localhost/{name}"]
+    return [name]
