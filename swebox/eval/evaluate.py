@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 from swebox.eval.predictions import Prediction
 from swebox.grading.grader import GradeOptions, Verdict, grade
 from swebox.grading.rules import PASSING
-from swebox.sandbox.lifecycle import close_all
+from swebox.sandbox.lifecycle import run_all
 from swebox.tasks.io import Reject, atomic_text, dumps
 from swebox.tasks.model import Task
 
@@ -112,20 +111,11 @@ def evaluate(tasks: dict[str, Task], predictions: Iterator[Prediction | Reject],
     lock = threading.Lock()
     with open(run_dir / "results.jsonl", "a", encoding="utf-8") as results:
         grade_one = _grader(tasks, run_dir, opts, results, lock)
-        pool = ThreadPoolExecutor(max_workers=max(1, workers))
-        try:
-            futures = [pool.submit(grade_one, p) for p in pending]
-            for fut in as_completed(futures):
-                v = fut.result()
-                verdicts[v.instance_id] = v
-                if on_done:
-                    on_done(v)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            close_all()  # sandboxes of running grades end now; finished instances are kept
-            raise
-        finally:
-            pool.shutdown()
+        # On Ctrl-C running grades end at once; finished instances are kept for a resume.
+        for v in run_all(grade_one, pending, workers):
+            verdicts[v.instance_id] = v
+            if on_done:
+                on_done(v)
     _summarise(report, todo, verdicts, tasks)
     with atomic_text(run_dir / "report.json") as f:
         json.dump(report.model_dump(), f, indent=2)

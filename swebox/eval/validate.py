@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from swebox.grading.grader import GradeOptions, Verdict, grade
-from swebox.sandbox.lifecycle import close_all
+from swebox.sandbox.lifecycle import run_all
 from swebox.tasks.io import atomic_text
 from swebox.tasks.model import Task
 
@@ -86,22 +85,12 @@ def validate(tasks: list[Task], *, runs: int, out: Path, workers: int = 2,
              on_done: Callable[[TaskValidation], None] | None = None) -> list[TaskValidation]:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     results: dict[str, TaskValidation] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        futures = {pool.submit(validate_task, t, runs, opts): t for t in tasks}
-        for fut in as_completed(futures):
-            res, log = fut.result()
-            name = "".join(c if c.isalnum() or c in "._-" else "_" for c in res.instance_id)
-            (out / "logs" / f"{name}.log").write_text(log)
-            results[res.instance_id] = res
-            if on_done:
-                on_done(res)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        close_all()
-        raise
-    finally:
-        pool.shutdown()
+    for res, log in run_all(lambda t: validate_task(t, runs, opts), tasks, workers):
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in res.instance_id)
+        (out / "logs" / f"{name}.log").write_text(log)
+        results[res.instance_id] = res
+        if on_done:
+            on_done(res)
     ordered = [results[t.instance_id] for t in tasks if t.instance_id in results]
     with atomic_text(out / "validation_report.json") as f:
         json.dump({"runs": runs, "tasks": len(ordered),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from pydantic import BaseModel
 
@@ -14,7 +13,7 @@ from swebox.grading.parsers import parse_pytest
 from swebox.samples import SampleTask
 from swebox.samples.builder import build
 from swebox.sandbox import start_sandbox
-from swebox.sandbox.lifecycle import close_all
+from swebox.sandbox.lifecycle import run_all
 from swebox.sandbox.models import BackendName
 
 PASSING = ("PASSED", "XFAIL")
@@ -79,18 +78,8 @@ def run_task(task: SampleTask, backend: BackendName = "docker", timeout: float =
 def run_samples(tasks: list[SampleTask], backend: BackendName = "docker", workers: int = 2,
                 on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     results: dict[str, Outcome] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        futures = {pool.submit(run_task, t, backend): t for t in tasks}
-        for fut in as_completed(futures):
-            res = fut.result()
-            results[res.task] = res
-            if on_done:
-                on_done(res)
-    except BaseException:
-        # Ctrl-C: start nothing new, and close the sandboxes the workers hold so they end now.
-        pool.shutdown(wait=False, cancel_futures=True)
-        close_all()
-        raise
-    pool.shutdown()
+    for res in run_all(lambda t: run_task(t, backend), tasks, workers):
+        results[res.task] = res
+        if on_done:
+            on_done(res)
     return [results[t.name] for t in tasks]
