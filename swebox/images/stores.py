@@ -14,7 +14,6 @@ import contextlib
 import io
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
+from swebox.atomic import atomic_path
 from swebox.errors import BadInput, ImageNotFound, SweboxError
 
 CHUNK = 1 << 20
@@ -249,26 +249,9 @@ def _file_error(e: OSError, uri: str) -> SweboxError:
 
 
 def _write_file(target: Path, source: _Counter) -> None:
-    # Not swebox.tasks.io.atomic_path: `tasks` sits above `images`, and imports point down.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in source:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        for chunk in source:
+            f.write(chunk)
 
 
 def _endpoint(endpoint: str | None) -> str | None:

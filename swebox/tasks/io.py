@@ -1,4 +1,4 @@
-"""Row sources and safe writes.
+"""Row sources, JSON codecs, and (re-exported from swebox.atomic) safe writes.
 
 Rows stream: JSONL line by line, parquet batch by batch, CSV record by record, so memory stays
 flat however big the dataset. A malformed row becomes a `Reject` naming the file and line (or
@@ -8,16 +8,14 @@ file beside the target, fsynced, then renamed: a target is never half-written.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from swebox.atomic import atomic_path, atomic_text
 from swebox.errors import BadInput
 
 try:  # orjson parses large rows (patches, logs) several times faster; optional
@@ -54,6 +52,8 @@ class Reject:
 
 
 Item = Row | Reject
+__all__ = ["Item", "Reject", "Row", "atomic_path", "atomic_text", "dumps", "iter_rows",
+           "loads"]
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.txt")
 
 
@@ -167,34 +167,3 @@ def _csv(p: Path, delimiter: str) -> Iterator[Item]:
 def _clip(raw: bytes | str, limit: int = 2000) -> str:
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """A temporary path beside `target`; renamed onto it only if the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, target)
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dfd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-
-
-@contextlib.contextmanager
-def atomic_text(target: str | Path) -> Iterator[IO[str]]:
-    """A text file object whose content replaces `target` only when the block succeeds."""
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        yield f

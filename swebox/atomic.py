@@ -1,0 +1,45 @@
+"""Atomic file replacement: write to a temporary file beside the target, fsync, rename.
+
+A target is never half-written: readers see the old content or the new, and an interrupted
+write leaves the old one in place. Used by every layer (task outputs, object stores, reports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """A temporary path beside `target`; renamed onto it only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, target)
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dfd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_text(target: str | Path) -> Iterator[IO[str]]:
+    """A text file object whose content replaces `target` only when the block succeeds."""
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        yield f
