@@ -21,6 +21,9 @@ command -v git >/dev/null || need_pkgs+=(git)
 command -v patch >/dev/null || need_pkgs+=(patch)
 command -v curl >/dev/null || need_pkgs+=(curl)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
+command -v umoci >/dev/null || need_pkgs+=(umoci)
+command -v skopeo >/dev/null || need_pkgs+=(skopeo)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +36,18 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   nohup dockerd >"$log_dir/dockerd.log" 2>&1 &
   for _ in $(seq 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
   timeout 10 docker info >/dev/null 2>&1 || { tail -n 30 "$log_dir/dockerd.log"; say "dockerd did not come up"; exit 1; }
+fi
+
+# The tests' registry (Debian's docker-registry, started by the suite) listens on this loopback
+# port over plain HTTP. Docker trusts 127.0.0.0/8 over HTTP already; Podman must be told.
+REGISTRY=${SWEBOX_TEST_REGISTRY:-127.0.0.1:5055}
+conf=/etc/containers/registries.conf.d/50-swebox-test.conf
+want="[[registry]]
+location = \"$REGISTRY\"
+insecure = true"
+if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+  mkdir -p "$(dirname "$conf")"
+  printf '%s\n' "$want" >"$conf"
 fi
 
 if ! curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null 2>&1; then

@@ -59,8 +59,20 @@ class PatchFailed(SandboxError):
     exit_code = 6
 
 
+class DiskFull(SweboxError):
+    """Too little free disk for an image or an extraction, even after pruning what may go."""
+
+    exit_code = 7
+
+
+class CorruptData(SweboxError):
+    """Bytes that fail their check: a blob whose digest does not match, a hostile layer."""
+
+    exit_code = 8
+
+
 EXIT_CODES: dict[str, int] = {
     cls.__name__: cls.exit_code
     for cls in (SweboxError, BadInput, ImageNotFound, EngineUnavailable, SandboxError,
-                SandboxTimeout, PatchFailed)
+                SandboxTimeout, PatchFailed, DiskFull, CorruptData)
 }

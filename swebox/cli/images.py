@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import typer
@@ -35,49 +34,151 @@ def _images(tasks: Path) -> list[str]:
 def fetch(tasks: Path = TASKS, rules: Path = RULES, backend: str = BACKEND,
           endpoint: str = ENDPOINT,
           concurrency: int = typer.Option(2, "--concurrency", "-j", min=1),
+          pull_concurrency: int = typer.Option(3, "--pull-concurrency", min=1,
+                                               help="Pulls at a time from any one registry."),
+          mirror: list[str] = typer.Option([], "--mirror", help="REGISTRY=MIRROR, tried "
+                                           "before the registry (repeatable), e.g. "
+                                           "docker.io=mirror.internal:5000."),
+          keep_free: str = typer.Option("2G", "--keep-free", help="Free space to leave on the "
+                                        "engine's data root; least recently used swebox images "
+                                        "are pruned to keep it (0: only the image's own need)."),
           drop_long_name: bool = typer.Option(False, "--drop-long-name",
                                               help="Untag the long name after tagging the "
                                               "short one."),
-          output: Path = typer.Option(None, "--output", "-o", help="Write the tasks with "
-                                      "their local image names here (swebox JSONL).")) -> None:
-    """Make every task image present: skip, stream-load from a tarball, or pull."""
-    from swebox.errors import SweboxError
-    from swebox.images.supply import FetchResult, fetch_image
+          output: Path = typer.Option(None, "--output", "-o", help="Write the tasks back with "
+                                      "local image names: in the input's own format, or in "
+                                      "--to's."),
+          to: str = typer.Option(None, "--to", help="Write -o in this task format instead "
+                                 "(e.g. swebox, which also keeps the original name).")) -> None:
+    """Make every task image present: skip, stream-load from a tarball, or pull.
+
+    Re-running resumes: images already present are skipped. A failure is listed with its
+    reason and never stops the others."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from swebox.errors import BadInput, SweboxError
+    from swebox.images import supply
+    from swebox.images.budget import parse_size
+    from swebox.sandbox.lifecycle import run_all
     from swebox.sandbox.models import make_config
     from swebox.tasks.resolver import load_rules
 
     make_config(image="-", backend=backend)
     image_rules = load_rules(rules)
+    for item in mirror:
+        registry, sep, host = item.partition("=")
+        if not sep or not registry or not host:
+            raise BadInput(f"bad --mirror {item!r}", hint="write REGISTRY=MIRROR")
+        image_rules.mirrors.setdefault(registry, []).append(host)
+    budget_bytes = parse_size(keep_free)
+    supply.PULL_SLOTS = pull_concurrency
     refs = _images(tasks)
-    done: list[FetchResult] = []
-    failed: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(fetch_image, ref, image_rules, backend=backend,  # type: ignore[arg-type]
-                               drop_long_name=drop_long_name, endpoint=endpoint): ref
-                   for ref in refs}
-        for fut in as_completed(futures):
-            try:
-                done.append(fut.result())
-            except SweboxError as e:
-                failed.append((futures[fut], str(e)))
-    table = Table("image", "local name", "action", "MiB", "seconds")
+    sizes = _tarball_sizes(refs, image_rules, endpoint)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                        TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,
+                        transient=True)
+    bar = progress.add_task(f"images 0/{len(refs)}", total=sum(sizes.values()) or None)
+    finished = [0]
+
+    def one(ref: str) -> tuple[str, supply.FetchResult | str]:
+        try:
+            result = supply.fetch_image(
+                ref, image_rules, backend=backend, drop_long_name=drop_long_name,  # type: ignore[arg-type]
+                endpoint=endpoint, keep_free=budget_bytes,
+                on_bytes=lambda n: progress.advance(bar, n))
+            if result.action == "present":  # nothing streamed: its bytes count as done
+                progress.advance(bar, sizes.get(ref, 0))
+            out: tuple[str, supply.FetchResult | str] = (ref, result)
+        except SweboxError as e:
+            progress.advance(bar, sizes.get(ref, 0))
+            out = (ref, str(e))
+        finished[0] += 1
+        progress.update(bar, description=f"images {finished[0]}/{len(refs)}")
+        return out
+
+    with progress:
+        outcomes = list(run_all(one, refs, concurrency))
+    done = [r for _, r in outcomes if not isinstance(r, str)]
+    failed = [(ref, r) for ref, r in outcomes if isinstance(r, str)]
+    table = Table("image", "local name", "action", "MiB", "seconds",
+                  title=f"{len(done)} ready, {len(failed)} failed")
     for r in sorted(done, key=lambda r: r.reference):
         table.add_row(r.reference, r.local, r.action, f"{r.bytes / 2**20:.1f}", f"{r.seconds:.1f}")
     out_console.print(table)
     for ref, why in failed:
         err_console.print(f"[red]failed[/] {ref}: {why}", soft_wrap=True, markup=False)
     if output is not None:
-        _write_back(tasks, output, image_rules)
+        _write_back(tasks, output, image_rules, {r.reference: r.local for r in done}, to)
     if failed:
         raise typer.Exit(1)
 
 
-def _write_back(tasks: Path, output: Path, rules: object) -> None:
-    from swebox.tasks.convert import convert, open_source
+def _tarball_sizes(refs: list[str], rules: object, endpoint: str | None) -> dict[str, int]:
+    """Object sizes of the tarballs to stream, for the progress bar (0 when unknown)."""
+    from swebox.errors import SweboxError
+    from swebox.images import stores
 
-    items = open_source(tasks, rules=rules)  # type: ignore[arg-type]
-    report = convert(items, output, "swebox")
-    out_console.print(f"wrote {report.written} tasks with local image names to {output}")
+    out: dict[str, int] = {}
+    for ref in refs:
+        uri = rules.store_path(ref)  # type: ignore[attr-defined]
+        if uri:
+            try:
+                out[ref] = stores.stat(uri, endpoint=endpoint).size or 0
+            except SweboxError:
+                out[ref] = 0  # fetch reports it, with its reason
+    return out
+
+
+def _write_back(tasks: Path, output: Path, rules: object, local: dict[str, str],
+                to: str | None) -> None:
+    if to:
+        from swebox.tasks.convert import convert, open_source
+
+        items = open_source(tasks, rules=rules)  # type: ignore[arg-type]
+        report = convert(items, output, to)
+        out_console.print(f"wrote {report.written} tasks with local image names to {output}")
+        return
+    from swebox.tasks.rewrite import replace_values
+
+    result = replace_values(tasks, output, {k: v for k, v in local.items() if k != v})
+    out_console.print(f"wrote {output}: {result.rows} rows, {result.changed_rows} with local "
+                      "image names")
+
+
+@app.command("prune")
+def prune(backend: str = BACKEND,
+          keep_free: str = typer.Option(..., "--keep-free", help="Free space to reach on the "
+                                        "engine's data root, e.g. 50G."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would go.")
+          ) -> None:
+    """Remove least recently used images that swebox loaded, pulled or built, and that no
+    container uses, until --keep-free is free. Nothing else is ever removed."""
+    from swebox.images.budget import human, parse_size
+    from swebox.images.budget import prune as run_prune
+    from swebox.sandbox.models import make_config
+
+    make_config(image="-", backend=backend)
+    report = run_prune(backend, parse_size(keep_free), dry_run=dry_run)  # type: ignore[arg-type]
+    if report.data_root == "None":
+        err_console.print(f"cannot see {backend}'s data root from this machine: nothing done")
+        raise typer.Exit(4)
+    table = Table("image", "names", "size", title=("would remove" if dry_run else "removed"))
+    for r in report.removed:
+        table.add_row(r.id[:19], ", ".join(r.names), human(r.size))
+    out_console.print(table)
+    out_console.print(f"{report.data_root}: {human(report.free_before)} free before, "
+                      f"{human(report.free_after)} after; target {human(report.target)}; "
+                      f"{report.kept_in_use} in use and kept")
+    if report.free_after < report.target and not dry_run:
+        err_console.print("still short: the remaining images are in use or not swebox's")
+        raise typer.Exit(7)
 
 
 @app.command("push")

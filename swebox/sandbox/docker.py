@@ -8,6 +8,7 @@ that holds the lease, commands run through `exec`, the shell through an attached
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -23,11 +24,13 @@ from docker.types import Ulimit
 from swebox.errors import EngineUnavailable, ImageNotFound, SandboxError, SandboxTimeout
 from swebox.sandbox import lifecycle, scripts
 from swebox.sandbox.base import Command, Sandbox, Snapshot, to_shell
-from swebox.sandbox.engine import connect, local_names
+from swebox.sandbox.engine import connect, engine_url, local_names
 from swebox.sandbox.models import ExecResult, SandboxConfig
 from swebox.sandbox.session import SHELL_BOOT, Session
 from swebox.sandbox.stream import STDERR, CappedBuffer, FrameReader, decode, raw_socket
 from swebox.sandbox.tarstream import extract_stream, read_member, single_file_tar, tar_stream
+
+log = logging.getLogger(__name__)
 
 # Host-side safety margin past a command's own timeout, used only if the in-sandbox watcher
 # could not act (a frozen container): then the exec is abandoned and its group killed from here.
@@ -315,6 +318,7 @@ class DockerSandbox(Sandbox):
                 return
             self._closed = True
         lifecycle.untrack(self)
+        self._note_use()
         try:
             self.api.remove_container(self.id, force=True)
         except NotFound:
@@ -327,6 +331,16 @@ class DockerSandbox(Sandbox):
         finally:
             if self._snapshot is not None:
                 self._snapshot.release()
+
+    def _note_use(self) -> None:
+        """Tell the disk budget this image was just used (it prunes least recently used)."""
+        from swebox.images import ledger
+
+        try:
+            ledger.touch(engine_url(self.config.backend, self.config.engine_url),
+                         local_names(self.config.backend, self.config.image))
+        except Exception as e:  # bookkeeping must never stop a sandbox from closing
+            log.debug("image ledger not updated: %s", e)
 
     def _check_open(self) -> None:
         if self._closed:

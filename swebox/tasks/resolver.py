@@ -60,6 +60,9 @@ class ImageRules(BaseModel):
     registry: str = Field(default="", description="prefix for derived names, e.g. 'ghcr.io'")
     namespaces: dict[str, str] = Field(default_factory=dict)
     rewrite: list[RewriteRule] = Field(default_factory=list)
+    mirrors: dict[str, list[str]] = Field(
+        default_factory=dict, description="registry -> mirrors tried first, in order, e.g. "
+        "{'docker.io': ['mirror.internal:5000']}; a mirror may carry a path prefix")
 
     def namespace(self, family: str) -> str:
         return self.namespaces.get(family, DEFAULT_NAMESPACES.get(family, ""))

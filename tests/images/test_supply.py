@@ -130,16 +130,25 @@ def test_cli_fetch_writes_tasks_with_local_names(saved: tuple[str, ImageRules, P
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("instance_id,repo,base_commit,version,image_storage_uri,problem_statement\n"
                      f"1001,randovania/randovania,bd8e6fa8,1001,{LONG},It breaks\n")
-    out = tmp_path / "tasks.jsonl"
+    out = tmp_path / "tasks.csv"
     done = subprocess.run([sys.executable, "-m", "swebox.cli", "images", "fetch", "--tasks",
                            str(sheet), "--rules", str(rules), "--backend", backend,
                            "--drop-long-name", "-o", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "loaded" in done.stdout
-    (task,) = [json.loads(line) for line in out.read_text().splitlines()]
-    assert task["local_image"] == SHORT and task["image"] == LONG
+    assert "loaded" in done.stdout and "1 ready, 0 failed" in done.stdout
+    assert out.read_text() == sheet.read_text().replace(LONG, SHORT)  # seed 000, step 4
     assert _has(backend, SHORT)
+    # Re-running resumes: present, and --to writes another format keeping both names.
+    jsonl = tmp_path / "tasks.jsonl"
+    again = subprocess.run([sys.executable, "-m", "swebox.cli", "images", "fetch", "--tasks",
+                            str(sheet), "--rules", str(rules), "--backend", backend,
+                            "-o", str(jsonl), "--to", "swebox"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "present" in again.stdout
+    (task,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert task["local_image"] == SHORT and task["image"] == LONG
 
 
 def test_s3_round_trip_through_moto(engine: str, s3_endpoint: str, bucket: str) -> None:
