@@ -152,6 +152,54 @@ def _write_back(tasks: Path, output: Path, rules: object, local: dict[str, str],
                       "image names")
 
 
+@app.command("build")
+def build(tasks: Path = TASKS, recipe: Path = typer.Option(..., "--recipe", help="Recipe "
+                                                          "TOML (see docs/images.md)."),
+          rules: Path = RULES, backend: str = BACKEND,
+          build_cpus: int = typer.Option(None, "--build-cpus", min=1, help="CPUs all builds "
+                                         "together may use (default: no limit)."),
+          concurrency: int = typer.Option(1, "--concurrency", "-j", min=1),
+          output: Path = typer.Option(None, "--output", "-o", help="Write the tasks back with "
+                                      "the derived image names, in the input's format.")
+          ) -> None:
+    """Prebuild the derived image of every task image (reused when its tag exists)."""
+    from swebox.errors import SweboxError
+    from swebox.images.derive import Derived, derive, load_recipe
+    from swebox.sandbox.lifecycle import run_all
+    from swebox.sandbox.models import make_config
+    from swebox.tasks.resolver import load_rules
+
+    make_config(image="-", backend=backend)
+    the_recipe = load_recipe(recipe)
+    image_rules = load_rules(rules)
+    refs = _images(tasks)
+
+    def one(ref: str) -> tuple[str, Derived | str]:
+        try:
+            return ref, derive(image_rules.local_name(ref), the_recipe, backend=backend,  # type: ignore[arg-type]
+                               build_cpus=build_cpus)
+        except SweboxError as e:
+            return ref, str(e)
+
+    with err_console.status(f"building {len(refs)} derived images"):
+        outcomes = list(run_all(one, refs, concurrency))
+    done = {ref: r for ref, r in outcomes if not isinstance(r, str)}
+    failed = [(ref, r) for ref, r in outcomes if isinstance(r, str)]
+    table = Table("base", "derived image", "action", "seconds",
+                  title=f"{len(done)} ready, {len(failed)} failed")
+    for ref, r in sorted(done.items()):
+        table.add_row(ref, r.image, "built" if r.built else "present", f"{r.seconds:.1f}")
+    out_console.print(table)
+    for ref, why in failed:
+        err_console.print(f"[red]failed[/] {ref}: {why}", soft_wrap=True, markup=False)
+    if output is not None:
+        mapping = {ref: r.image for ref, r in done.items()}
+        mapping.update({image_rules.local_name(ref): r.image for ref, r in done.items()})
+        _write_back(tasks, output, image_rules, mapping, None)
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command("prune")
 def prune(backend: str = BACKEND,
           keep_free: str = typer.Option(..., "--keep-free", help="Free space to reach on the "
