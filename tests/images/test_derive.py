@@ -135,3 +135,18 @@ def test_bad_recipes(tmp_path: Path, docker_backend: str) -> None:
     with pytest.raises(SandboxError, match="failed") as err:
         derive(BUSYBOX_IMAGE, failing, backend="docker")
     assert "\n" not in str(err.value)
+
+
+def test_two_processes_share_one_build(docker_backend: str, tmp_path: Path) -> None:
+    recipe = tmp_path / "slow.toml"
+    recipe.write_text(f'name = "slow-{tmp_path.name.lower().replace("_", "-")}"\n'
+                      'run = ["sleep 2", "touch /built"]\n')
+    code = ("import sys; from swebox.images.derive import derive, load_recipe; "
+            f"d = derive({BUSYBOX_IMAGE!r}, load_recipe({str(recipe)!r})); "
+            "print(d.built, d.image)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(o[0] for o in outs) == ["False", "True"] and outs[0][1] == outs[1][1]
+    connect("docker").api.remove_image(outs[0][1])
