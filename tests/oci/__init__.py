@@ -1,0 +1,1 @@
+"""Tests of the daemonless image reader and layer extraction (swebox.oci)."""
