@@ -43,10 +43,11 @@ def _root(
 
 
 def _register() -> None:
-    from swebox.cli import doctor, evaluate, gc, images, parse_log, samples, sandbox, tasks
+    from swebox.cli import cache, doctor, evaluate, gc, images, parse_log, samples, sandbox, tasks
 
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(images.app, name="images")
+    app.add_typer(cache.app, name="cache")
     app.add_typer(tasks.app, name="tasks")
     app.add_typer(evaluate.app, name="eval")
     evaluate.app.command("parse-log")(parse_log.parse_log)

@@ -109,6 +109,35 @@ def open_read(uri: str, *, endpoint: str | None = None) -> Iterator[BinaryIO]:
         yield _reader(resp.iter_bytes(CHUNK), lambda e: _http_error(e, uri))
 
 
+def list_keys(prefix: str, *, endpoint: str | None = None) -> Iterator[str]:
+    """Names of the objects under `prefix` (a "directory"), relative to it. s3 and file only:
+    an HTTP server has no listing."""
+    scheme, a, b = _parse(prefix.rstrip("/") + "/_")
+    if scheme == "file":
+        root = Path(a).parent
+        if not root.is_dir():
+            return
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                if not name.startswith("."):  # atomic writes' temporary files
+                    yield os.path.relpath(os.path.join(dirpath, name), root)
+        return
+    if scheme == "s3":
+        ep = _endpoint(endpoint)
+        key_prefix = b[:-1]
+        try:
+            pages = _s3_client(ep).get_paginator("list_objects_v2").paginate(
+                Bucket=a, Prefix=key_prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][len(key_prefix):]
+        except Exception as e:
+            raise _s3_error(e, prefix, a, ep) from e
+        return
+    raise BadInput(f"cannot list {_redact(prefix)}: http(s) stores have no listing",
+                   hint="read from it by index, or use s3:// or file://")
+
+
 def upload(uri: str, stream: BinaryIO | Iterable[bytes], *, endpoint: str | None = None) -> int:
     """Write `stream` (a readable file, or an iterable of byte chunks) to `uri`; the bytes
     written. The object appears whole or not at all; an error raised by `stream` propagates

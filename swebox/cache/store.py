@@ -1,0 +1,426 @@
+"""The repo cache on disk: content-addressed objects, one read-only tree per entry, an index.
+
+    <cache>/index.json          instance_id -> Entry (instance_id, repo, image, commit, path,
+                                file_count, size); replaced atomically after each entry
+    <cache>/objects/ab/cdef..   file contents by sha256 ("-x" suffix: executable), read-only
+    <cache>/trees/<id>.json     the entry's listing: path, kind, mode, size, digest or target
+    <cache>/entries/<id>/       the entry as a directory tree of hardlinks into objects/
+    <cache>/tmp/                staging; whatever a killed build left here is swept away
+
+Identical files across entries (10 commits of one repository share most of theirs) are stored
+once: the entry trees are hardlinks, so `du` on the cache counts each content once. An entry
+appears (its tree renamed into entries/, then the index replaced) only when it is complete, so
+an interrupted build loses nothing already indexed and, objects being named by content, never
+stores anything twice.
+
+Entry trees are read-only views: work in a `checkout`, which gives each workspace its own
+writable copy by the cheapest safe means (reflink, an overlay mount, hardlinks guarded by file
+modes, or a plain copy); a write in a workspace never reaches the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+from swebox.atomic import atomic_path
+from swebox.errors import BadInput, SweboxError
+from swebox.tasks.io import dumps, loads
+
+CHUNK = 1 << 20
+FICLONE = 0x40049409  # linux/fs.h: clone a whole file's extents (btrfs, xfs, bcachefs)
+Mode = Literal["auto", "reflink", "overlay", "hardlink", "copy"]
+_index_lock = threading.Lock()
+
+
+class Entry(BaseModel):
+    instance_id: str
+    repo: str = ""
+    image: str = ""
+    commit: str = ""
+    path: str  # the entry's read-only tree
+    file_count: int = 0
+    size: int = 0  # logical bytes of its regular files
+
+
+class Stats(BaseModel):
+    entries: int
+    files: int
+    logical_bytes: int
+    stored_bytes: int
+    objects: int
+
+
+class Workspace(BaseModel):
+    path: str
+    mode: Mode
+    instance_id: str
+
+
+def _safe_id(instance_id: str) -> str:
+    if not instance_id or "/" in instance_id or instance_id in (".", "..") or "\0" in instance_id:
+        raise BadInput(f"instance id {instance_id!r} cannot name a cache entry",
+                       hint="ids must not contain '/'")
+    return instance_id
+
+
+class RepoCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+        self.objects = self.root / "objects"
+        self.trees = self.root / "trees"
+        self.entries_dir = self.root / "entries"
+        self.tmp = self.root / "tmp"
+        self.index_path = self.root / "index.json"
+
+    # -- index ---------------------------------------------------------------------------------
+    def index(self) -> dict[str, Entry]:
+        if not self.index_path.exists():
+            return {}
+        try:
+            data = loads(self.index_path.read_bytes())
+        except ValueError as e:
+            raise SweboxError(f"{self.index_path} is not valid JSON: {e}",
+                              hint="restore it from trees/ with `swebox cache build` "
+                              "(existing entries are re-indexed, not re-extracted)") from e
+        return {k: Entry.model_validate(v) for k, v in data.items()}
+
+    def get(self, instance_id: str) -> Entry:
+        entry = self.index().get(instance_id)
+        if entry is None:
+            raise BadInput(f"{instance_id} is not in the cache at {self.root}",
+                           hint="build it with `swebox cache build`")
+        return entry
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Index updates from threads and processes, one at a time."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _index_lock, open(self.root / ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _write_index(self, entries: dict[str, Entry]) -> None:
+        with atomic_path(self.index_path) as tmp:
+            tmp.write_text(dumps({k: v.model_dump() for k, v in sorted(entries.items())}))
+
+    def add_to_index(self, entry: Entry) -> None:
+        with self._locked():
+            entries = self.index()
+            entries[entry.instance_id] = entry
+            self._write_index(entries)
+
+    def reindex(self) -> int:
+        """Index entries whose tree is complete but which the index lacks (after a crash
+        between the tree's rename and the index write). Returns how many were added."""
+        with self._locked():
+            entries = self.index()
+            added = 0
+            for listing in sorted(self.trees.glob("*.json")) if self.trees.exists() else []:
+                meta = loads(listing.read_bytes()).get("entry")
+                if meta and meta["instance_id"] not in entries and \
+                        (self.entries_dir / meta["instance_id"]).is_dir():
+                    entries[meta["instance_id"]] = Entry.model_validate(meta)
+                    added += 1
+            if added:
+                self._write_index(entries)
+            return added
+
+    def sweep(self) -> None:
+        """Remove what interrupted builds left in tmp/ (only from dead builds: by pid)."""
+        if not self.tmp.exists():
+            return
+        for item in self.tmp.iterdir():
+            pid = item.name.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue
+            if pid.isdigit() and int(pid) == os.getpid():
+                continue
+            _rmtree(item)
+
+    def staging(self) -> Path:
+        """A fresh staging directory, named by this process so a sweep can tell it apart."""
+        path = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True)
+        return path
+
+    # -- ingest --------------------------------------------------------------------------------
+    def ingest(self, src: Path, entry: Entry) -> Entry:
+        """Move the tree at `src` (on the cache's filesystem) into the store as `entry`.
+
+        Files become objects (moved, not copied, when new), the entry's tree is built of
+        hardlinks in staging and renamed into place, then the index is updated."""
+        iid = _safe_id(entry.instance_id)
+        stage = self.staging()
+        tree_dir = stage / "tree"
+        tree_dir.mkdir()
+        listing: list[list[Any]] = []
+        files = size = 0
+        for rel, st in _walk(src):
+            path = src / rel
+            out = tree_dir / rel
+            if stat.S_ISDIR(st.st_mode):
+                out.mkdir()
+                listing.append([rel, "d", st.st_mode & 0o7777, 0, ""])
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.readlink(path)
+                os.symlink(target, out)
+                listing.append([rel, "l", 0o777, 0, target])
+            elif stat.S_ISREG(st.st_mode):
+                digest = self._store(path, st)
+                self._link(digest, out)
+                listing.append([rel, "f", st.st_mode & 0o777, st.st_size, digest])
+                files += 1
+                size += st.st_size
+            # sockets, fifos and devices have no place in a repository: left out
+        for rel, kind, mode, _, _ in reversed(listing):  # directory modes once filled
+            if kind == "d":
+                os.chmod(tree_dir / rel, mode | 0o700)
+        entry = entry.model_copy(update={"path": str(self.entries_dir / iid),
+                                         "file_count": files, "size": size})
+        self.trees.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.trees / f"{iid}.json") as tmp:
+            tmp.write_text(dumps({"entry": entry.model_dump(), "files": listing}))
+        self.entries_dir.mkdir(parents=True, exist_ok=True)
+        final = self.entries_dir / iid
+        if final.exists():  # a stale tree of an entry being rebuilt
+            _rmtree(final)
+        os.rename(tree_dir, final)
+        _rmtree(stage)
+        self.add_to_index(entry)
+        return entry
+
+    def object_path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest[2:]
+
+    def _store(self, path: Path, st: os.stat_result) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+        executable = bool(st.st_mode & 0o111)
+        digest = h.hexdigest() + ("-x" if executable else "")
+        obj = self.object_path(digest)
+        if not obj.exists():
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o555 if executable else 0o444)
+            os.replace(path, obj)  # same content under the same name: a race is harmless
+        return digest
+
+    def _link(self, digest: str, out: Path) -> None:
+        obj = self.object_path(digest)
+        try:
+            os.link(obj, out)
+        except OSError as e:
+            if e.errno != errno.EMLINK:  # a very common file (ext4 caps links at 65,000)
+                raise
+            shutil.copyfile(obj, out)
+            os.chmod(out, obj.stat().st_mode & 0o777)
+
+    # -- reading -------------------------------------------------------------------------------
+    def listing(self, instance_id: str) -> list[list[Any]]:
+        path = self.trees / f"{_safe_id(instance_id)}.json"
+        if not path.exists():
+            raise BadInput(f"{instance_id} is not in the cache at {self.root}",
+                           hint="build it with `swebox cache build`")
+        return list(loads(path.read_bytes())["files"])
+
+    def stats(self) -> Stats:
+        entries = self.index()
+        stored = objects = 0
+        if self.objects.exists():
+            for sub in self.objects.iterdir():
+                for obj in sub.iterdir():
+                    stored += obj.lstat().st_size
+                    objects += 1
+        return Stats(entries=len(entries), files=sum(e.file_count for e in entries.values()),
+                     logical_bytes=sum(e.size for e in entries.values()), stored_bytes=stored,
+                     objects=objects)
+
+    # -- checkout ------------------------------------------------------------------------------
+    def checkout(self, instance_id: str, dest: str | Path, mode: Mode = "auto") -> Workspace:
+        """A writable copy of the entry at `dest` (which must not exist or be empty).
+
+        auto tries, in order: reflink (copy-on-write clones, where the filesystem has them),
+        an overlay mount with the entry's tree as the read-only lower layer (needs the right
+        to mount), hardlinks to the read-only objects (not as root, whom file modes do not
+        stop), and a plain copy. A write in a workspace never changes the store."""
+        entry = self.get(instance_id)
+        dest = Path(dest).absolute()
+        if dest.exists() and any(dest.iterdir()):
+            raise BadInput(f"{dest} is not empty", hint="check out into a new directory")
+        order: list[Mode] = ["reflink", "overlay", "hardlink", "copy"] if mode == "auto" \
+            else [mode]
+        last: Exception | None = None
+        for m in order:
+            if mode == "auto" and not self._may(m):
+                continue
+            try:
+                getattr(self, f"_checkout_{m}")(entry, dest)
+                return Workspace(path=str(dest), mode=m, instance_id=instance_id)
+            except (OSError, subprocess.CalledProcessError, SweboxError) as e:
+                last = e
+                release(dest)
+                if mode != "auto":
+                    raise SweboxError(f"{m} checkout of {instance_id} failed: {e}") from e
+                self._note_unusable(m)
+        raise SweboxError(f"no checkout method worked for {instance_id}: {last}")
+
+    # Methods found not to work for a cache root (no reflink on ext4, no right to mount).
+    _unusable: ClassVar[set[tuple[str, str]]] = set()
+
+    def _may(self, mode: Mode) -> bool:
+        if (str(self.root), mode) in self._unusable:
+            return False
+        if mode == "hardlink":
+            return os.geteuid() != 0
+        return True
+
+    def _note_unusable(self, mode: Mode) -> None:
+        self._unusable.add((str(self.root), mode))
+
+    def _materialize(self, entry: Entry, dest: Path, put: Any) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        listing = self.listing(entry.instance_id)
+        for rel, kind, mode, _, ref in listing:
+            out = dest / rel
+            if kind == "d":
+                out.mkdir()
+            elif kind == "l":
+                os.symlink(ref, out)
+            else:
+                put(self.object_path(ref), out, mode)
+        for rel, kind, mode, _, _ in reversed(listing):
+            if kind == "d":
+                os.chmod(dest / rel, mode | 0o700)
+
+    def _checkout_reflink(self, entry: Entry, dest: Path) -> None:
+        def clone(src: Path, out: Path, mode: int) -> None:
+            fd_in = os.open(src, os.O_RDONLY)
+            try:
+                fd_out = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode | 0o200)
+                try:
+                    fcntl.ioctl(fd_out, FICLONE, fd_in)
+                finally:
+                    os.close(fd_out)
+            finally:
+                os.close(fd_in)
+        self._materialize(entry, dest, clone)
+
+    def _checkout_hardlink(self, entry: Entry, dest: Path) -> None:
+        if os.geteuid() == 0:
+            raise SweboxError("hardlink checkouts rely on read-only file modes, which do not "
+                              "stop root", hint="use overlay or copy")
+        self._materialize(entry, dest, lambda src, out, mode: os.link(src, out))
+
+    def _checkout_copy(self, entry: Entry, dest: Path) -> None:
+        def copy(src: Path, out: Path, mode: int) -> None:
+            shutil.copyfile(src, out)
+            os.chmod(out, mode | 0o200)
+        self._materialize(entry, dest, copy)
+
+    def _checkout_overlay(self, entry: Entry, dest: Path) -> None:
+        side = _side(dest)
+        (side / "upper").mkdir(parents=True, exist_ok=True)
+        (side / "work").mkdir(exist_ok=True)
+        dest.mkdir(parents=True, exist_ok=True)
+        opts = (f"lowerdir={_escape(entry.path)},upperdir={_escape(str(side / 'upper'))},"
+                f"workdir={_escape(str(side / 'work'))}")
+        _mount_overlay(opts, dest)
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _mount_overlay(opts: str, dest: Path) -> None:
+    """mount(2) itself: a checkout is a single syscall, where `mount` would add a fork+exec
+    that costs more than the mount."""
+    import ctypes
+
+    if _libc().mount(b"overlay", os.fsencode(dest), b"overlay", 0, opts.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"overlay mount on {dest}: {os.strerror(err)}")
+
+
+def _unmount(dest: Path) -> None:
+    if _libc().umount2(os.fsencode(dest), 2) != 0:  # MNT_DETACH: a busy workspace goes too
+        subprocess.run(["umount", "-l", str(dest)], check=False, capture_output=True,
+                       timeout=30)
+
+
+def release(dest: str | Path) -> None:
+    """Remove a workspace, unmounting it first if it is an overlay."""
+    dest = Path(dest).absolute()
+    if os.path.ismount(dest):
+        _unmount(dest)
+    side = _side(dest)
+    if side.exists():
+        _rmtree(side)
+    if dest.exists() and not os.path.ismount(dest):
+        _rmtree(dest)
+
+
+def _side(dest: Path) -> Path:
+    """Where an overlay workspace keeps its upper and work dirs: beside it, hidden."""
+    return dest.parent / f".{dest.name}.swebox-overlay"
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
+
+
+def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every path under `root` (relative, parents first), never following symlinks."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(root / rel if rel else root) as it:
+            for item in sorted(it, key=lambda e: e.name):
+                sub = f"{rel}/{item.name}" if rel else item.name
+                st = item.stat(follow_symlinks=False)
+                yield sub, st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(sub)
+
+
+def _rmtree(path: Path) -> None:
+    """rm -rf that also handles read-only directories (entry trees restore modes)."""
+    def fix(func: Any, p: str, _exc: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+            func(p)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=fix)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
