@@ -53,6 +53,11 @@ def sync(src: str, dst: str, *, endpoint: str | None = None,
 
     A local cache has `entries/`; a pushed copy (even in a plain directory) has not, so a
     directory source with `entries/` is pushed from, any other source is pulled from."""
+    for where in (src, dst):
+        scheme = where.split("://", 1)[0].lower() if "://" in where else "file"
+        if scheme not in ("s3", "file", "http", "https"):
+            raise BadInput(f"unknown scheme {scheme!r} in {where}",
+                           hint="use a directory, s3://bucket/prefix, file:// or https://")
     if not _is_remote(src) and Path(src.removeprefix("file://")).is_dir() and \
             (Path(src.removeprefix("file://")) / "entries").is_dir():
         local = RepoCache(src.removeprefix("file://"))
@@ -118,6 +123,7 @@ def pull(remote: str, cache: RepoCache, *, endpoint: str | None = None,
     cache.root.mkdir(parents=True, exist_ok=True)
     cache.sweep()
     have = cache.index()
+    seen: set[str] = set()  # objects counted already (copied or found) in this pull
     for iid, entry in sorted(index.items()):
         if iid in have:
             report.skipped_entries += 1
@@ -130,8 +136,11 @@ def pull(remote: str, cache: RepoCache, *, endpoint: str | None = None,
             for _, kind, _, _, digest in listing:
                 if kind == "f" and not _DIGEST.match(str(digest)):
                     raise CorruptData(f"listing of {iid} names a bad object {digest!r}")
-                if kind != "f" or cache.object_path(digest).exists():
-                    report.skipped_objects += kind == "f"
+                if kind != "f" or digest in seen:
+                    continue
+                seen.add(digest)
+                if cache.object_path(digest).exists():
+                    report.skipped_objects += 1
                     continue
                 report.bytes += _fetch_object(remote, digest, cache, stage, endpoint)
                 report.objects += 1
