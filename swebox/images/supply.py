@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -137,6 +138,8 @@ def tag(backend: BackendName, source: str, target: str) -> None:
 # Registries throttle (Docker Hub answers 429 at a few parallel pulls), so pulls from one
 # registry share a small number of slots, whatever the fetch concurrency.
 PULL_SLOTS = 3
+_TRANSIENT = re.compile(r"toomanyrequests|too many requests|\b(429|50[0234])\b|service unavailable"
+                        r"|bad gateway|gateway timeout", re.IGNORECASE)
 _slots: dict[str, threading.BoundedSemaphore] = {}
 _slots_lock = threading.Lock()
 
@@ -180,7 +183,9 @@ def _pull_once(backend: BackendName, reference: str, retries: int) -> None:
         except APIError as e:
             status = getattr(getattr(e, "response", None), "status_code", None)
             text = str(getattr(e, "explanation", None) or e)
-            transient = status in (429, 500, 502, 503, 504) or "toomanyrequests" in text
+            # The daemon reports a registry's 429/5xx either as its own HTTP status or, once
+            # the pull has started streaming, only in the message text.
+            transient = status in (429, 500, 502, 503, 504) or bool(_TRANSIENT.search(text))
             if transient and attempt < retries:
                 time.sleep(delay)
                 delay *= 2

@@ -81,3 +81,60 @@ def test_missing_tag_lists_every_source_tried(engine: str, registry: str) -> Non
     text = str(err.value)
     assert f"{registry}/swebox/busybox:absent" in text and original in text
     assert "\n" not in text
+
+
+class _Flaky:
+    """A loopback front for the real registry that answers the first `n` manifest requests
+    with `status`, as an overloaded registry does, then passes everything through."""
+
+    def __init__(self, upstream: str, n: int, status: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        self.failures_left, self.seen = n, 0
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                if "/manifests/" in self.path and front.failures_left > 0:
+                    front.failures_left -= 1
+                    front.seen += 1
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                r = httpx.request(self.command, f"http://{upstream}{self.path}",
+                                  headers={k: v for k, v in self.headers.items()
+                                           if k.lower() != "host"})
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("transfer-encoding", "content-encoding", "connection"):
+                        self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(r.content)
+
+            do_GET = do_HEAD = _any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_pull_retries_a_registry_that_answers_503(docker_backend: str, pushed: str,
+                                                  registry: str) -> None:
+    flaky = _Flaky(registry, n=4, status=503)  # two failed pulls (HEAD + GET each)
+    name = pushed.replace(registry, flaky.addr)
+    _drop("docker", name)
+    try:
+        result = fetch_image(name, ImageRules(), backend="docker")
+        assert result.action == "pulled" and _has("docker", name)
+        assert flaky.seen == 4 and flaky.failures_left == 0
+    finally:
+        flaky.server.shutdown()
+        _drop("docker", name)
