@@ -1,8 +1,8 @@
 """The repo cache and daemonless extraction, each against its baseline in the same run.
 
 1. checkout: a workspace of a large real tree (this Python's standard library without its
-   tests and site-packages, the size of a big repository) from the cache, against `cp -r` of the same tree (seed 002's per-rollout
-   copy). Target: at most 1/10 of the time.
+   tests and site-packages, the size of a big repository) from the cache, against `cp -r` of
+   the same tree (seed 002's per-rollout copy). Target: at most 1/10 of the time.
 2. dedupe: 10 commits of one repository (this checkout's own git history) cached, against 10
    plain copies. Target: stored bytes at most 1/5.
 3. extraction: /testbed out of a `docker save` tarball of a task-like image (a flattened Debian

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,57 @@ from swebox.sandbox.engine import connect
 BASE_IMAGE = os.environ.get("SWEBOX_BASE_IMAGE", "swebox/testbase:bookworm")
 BUSYBOX_IMAGE = os.environ.get("SWEBOX_BUSYBOX_IMAGE", "swebox/busybox:test")
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
-BACKENDS = ["docker", "podman"]
+BACKENDS = ["docker", "podman", "bwrap"]
+ENGINES = ["docker", "podman"]  # the backends that are container engines
+# bwrap runs the test images from rootfs directories extracted once per machine, keyed by the
+# image id in Docker (a rebuilt image gets a new directory).
+ROOTFS_CACHE = Path(os.environ.get("SWEBOX_TEST_ROOTFS", "/var/cache/swebox-test/rootfs"))
+_rootfs: dict[str, str] = {}
+
+
+def rootfs_of(image: str) -> str:
+    """The extracted filesystem of a test image (from Docker, `docker save` -> extract_to)."""
+    import tempfile
+
+    from swebox.oci.archive import open_source
+    from swebox.oci.rootfs import install
+
+    if image in _rootfs:
+        return _rootfs[image]
+    try:
+        api = connect("docker").api
+        image_id = str(api.inspect_image(image)["Id"]).removeprefix("sha256:")
+    except Exception as e:
+        pytest.fail(f"test image {image} missing in docker ({e}) -- run "
+                    "`bash scripts/testbed.sh`", pytrace=False)
+    dest = ROOTFS_CACHE / image_id
+    if not dest.is_dir():
+        ROOTFS_CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=ROOTFS_CACHE, suffix=".tar") as tar:
+            for chunk in api.get_image(image):
+                tar.write(chunk)
+            tar.flush()
+            with open_source(tar.name) as source:
+                install(source, dest)  # locked: concurrent runs extract once
+    _rootfs[image] = str(dest)
+    return str(dest)
+
+
+def image_for(backend: str, image: str = BASE_IMAGE) -> str:
+    """What to pass as `image` for a backend: the reference, or for bwrap its rootfs."""
+    return rootfs_of(image) if backend == "bwrap" else image
 
 
 def _require(backend: str, image: str = BASE_IMAGE) -> None:
+    if backend == "bwrap":
+        from swebox.sandbox.bwrap import host_tools
+
+        try:
+            host_tools()
+        except EngineUnavailable as e:
+            pytest.fail(f"{e} -- run `bash scripts/testbed.sh` first", pytrace=False)
+        rootfs_of(image)
+        return
     try:
         api = connect(backend).api  # type: ignore[arg-type]
     except EngineUnavailable as e:
@@ -57,6 +105,13 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=ENGINES)
+def engine_backend(request: pytest.FixtureRequest) -> str:
+    """Docker and Podman only: for what is about container engines, not the Sandbox contract."""
+    _require(request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def docker_backend() -> str:
     _require("docker")
@@ -65,7 +120,8 @@ def docker_backend() -> str:
 
 @pytest.fixture
 def sandbox(backend: str) -> Iterator[Sandbox]:
-    with start_sandbox(BASE_IMAGE, backend=backend, workdir="/root", pull="never") as sb:
+    with start_sandbox(image_for(backend), backend=backend, workdir="/root",
+                       pull="never") as sb:
         yield sb
 
 
@@ -78,12 +134,10 @@ def docker_sandbox(docker_backend: str) -> Iterator[Sandbox]:
 REGISTRY = os.environ.get("SWEBOX_TEST_REGISTRY", "127.0.0.1:5055")
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real registry (Debian's docker-registry) on a loopback port, empty at the start.
-
-    Returns `host:port`. The port is fixed (SWEBOX_TEST_REGISTRY) because Podman must be told
-    in registries.conf that it speaks plain HTTP; scripts/testbed.sh writes that entry."""
+@contextlib.contextmanager
+def run_registry(root: Path, addr: str, extra: str = "") -> Iterator[str]:
+    """Debian's docker-registry serving `addr` (loopback) with storage under `root`; `extra`
+    is appended to its config (e.g. an `auth:` section). Yields `host:port`."""
     import shutil
     import subprocess
     import time
@@ -94,30 +148,40 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if binary is None:
         pytest.fail("docker-registry not installed -- run `bash scripts/testbed.sh`",
                     pytrace=False)
-    root = tmp_path_factory.mktemp("registry")
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
         "  delete:\n    enabled: true\n"
-        f"http:\n  addr: {REGISTRY}\n")
-    log = (root / "registry.log").open("wb")
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
-    try:
-        for _ in range(100):
-            if proc.poll() is not None:
-                pytest.fail(f"docker-registry exited: {(root / 'registry.log').read_text()[-500:]}",
-                            pytrace=False)
-            try:
-                if httpx.get(f"http://{REGISTRY}/v2/", timeout=1).status_code == 200:
+        f"http:\n  addr: {addr}\n" + extra)
+    log_path = root / "registry.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+        try:
+            for _ in range(100):
+                if proc.poll() is not None:
+                    pytest.fail(f"docker-registry exited: {log_path.read_text()[-500:]}",
+                                pytrace=False)
+                try:
+                    httpx.get(f"http://{addr}/v2/", timeout=1)  # 200, or 401 behind auth
                     break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"docker-registry did not answer on {REGISTRY}", pytrace=False)
-        yield REGISTRY
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"docker-registry did not answer on {addr}", pytrace=False)
+            yield addr
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry on a loopback port, empty at the start; yields `host:port`.
+
+    The port is fixed (SWEBOX_TEST_REGISTRY) because Podman must be told in registries.conf
+    that it speaks plain HTTP; scripts/testbed.sh writes that entry."""
+    with run_registry(tmp_path_factory.mktemp("registry"), REGISTRY) as addr:
+        yield addr

@@ -164,7 +164,7 @@ class RepoCache:
     def ingest(self, src: Path, entry: Entry) -> Entry:
         """Move the tree at `src` (on the cache's filesystem) into the store as `entry`.
 
-        Files become objects (moved, not copied, when new), the entry's tree is built of
+        Files become objects (linked, not copied, when new), the entry's tree is built of
         hardlinks in staging and renamed into place, then the index is updated."""
         iid = _safe_id(entry.instance_id)
         stage = self.staging()
@@ -220,7 +220,11 @@ class RepoCache:
         if not obj.exists():
             obj.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o555 if executable else 0o444)
-            os.replace(path, obj)  # same content under the same name: a race is harmless
+            # link(2), not rename: it never replaces an object another thread just stored
+            # and is linking from (a replaced inode drops to no links, and linking to it
+            # then fails with ENOENT). The staging name goes when the staging dir does.
+            with contextlib.suppress(FileExistsError):
+                os.link(path, obj)
         return digest
 
     def _link(self, digest: str, out: Path) -> None:

@@ -3,6 +3,9 @@
     from swebox.sandbox import start_sandbox
     with start_sandbox("swebox/testbase:bookworm", backend="docker") as sb:
         print(sb.exec("echo hi", timeout=10).output)
+
+Backends: `docker` and `podman` (swebox.sandbox.docker), `bwrap` (swebox.sandbox.bwrap: no
+engine; the image is a rootfs directory or a reference extracted by swebox.oci.rootfs).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ def start_sandbox(image: str | None = None, *, config: SandboxConfig | None = No
         from swebox.sandbox.docker import DockerSandbox
 
         return DockerSandbox.start(config)
+    if config.backend == "bwrap":
+        from swebox.sandbox.bwrap import BwrapSandbox
+
+        return BwrapSandbox.start(config)
     raise NotImplementedError(config.backend)  # pragma: no cover - Literal keeps this out
 
 

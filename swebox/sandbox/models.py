@@ -10,11 +10,19 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from swebox.errors import BadInput
 
-BackendName = Literal["docker", "podman"]
+# "bwrap" needs no engine: bubblewrap over an extracted rootfs (swebox.sandbox.bwrap).
+BackendName = Literal["docker", "podman", "bwrap"]
 PullPolicy = Literal["missing", "never", "always"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -79,6 +87,15 @@ class SandboxConfig(BaseModel):
     engine_url: str | None = Field(default=None, description="engine socket; default: discover")
     user: str | None = None
     base_commit: str | None = Field(default=None, description="what diff() compares against")
+    # bwrap only. `image` is then a rootfs directory or an image reference; a reference is
+    # extracted once into the rootfs cache, from `rootfs_source` when given (a docker-archive
+    # or OCI tarball/layout path, or a docker-archive:/oci:/oci-archive: URI).
+    rootfs_source: str | None = Field(default=None, description="bwrap: tarball/layout to "
+                                      "extract the image from")
+    # bwrap only: host directory -> absolute path in the sandbox. Each is overlaid, never bound:
+    # the sandbox sees the directory and writes to a private layer, the host copy never changes.
+    mounts: dict[str, str] = Field(default_factory=dict, description="bwrap: host dir -> "
+                                   "path in the sandbox (copy-on-write overlay)")
 
     @field_validator("workdir")
     @classmethod
@@ -86,6 +103,27 @@ class SandboxConfig(BaseModel):
         if not v.startswith("/"):
             raise ValueError(f"workdir must be an absolute path, got {v!r}")
         return v
+
+    @field_validator("mounts")
+    @classmethod
+    def _mounts(cls, v: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
+        for host, inside in v.items():
+            if not host.startswith("/") or not inside.startswith("/"):
+                raise ValueError(f"mount {host!r} -> {inside!r}: both paths must be absolute")
+            norm = "/" + "/".join(c for c in inside.split("/") if c not in ("", "."))
+            if ".." in norm.split("/") or norm == "/":
+                raise ValueError(f"mount target {inside!r} must be a directory below /")
+            if norm in seen:
+                raise ValueError(f"two mounts on {norm}")
+            seen.add(norm)
+        return v
+
+    @model_validator(mode="after")
+    def _bwrap_only(self) -> SandboxConfig:
+        if self.backend != "bwrap" and (self.mounts or self.rootfs_source):
+            raise ValueError("mounts and rootfs_source need backend 'bwrap'")
+        return self
 
 
 def make_config(**kwargs: object) -> SandboxConfig:

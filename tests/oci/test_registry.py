@@ -43,7 +43,7 @@ from swebox.oci.registry import (
     RegistrySource,
     image_size,
 )
-from tests.conftest import BUSYBOX_IMAGE
+from tests.conftest import BUSYBOX_IMAGE, run_registry
 
 REPO = "swebox/busybox"
 GZIP_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -81,38 +81,8 @@ def _free_port(start: int = 5056) -> int:
 @contextlib.contextmanager
 def _run_registry(root: Path, extra: str = "") -> Iterator[str]:
     """A private docker-registry on a free loopback port, storage under `root`: `host:port`."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry not installed -- run `bash scripts/testbed.sh`",
-                    pytrace=False)
-    root.mkdir(parents=True, exist_ok=True)
-    addr = f"127.0.0.1:{_free_port()}"
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: {addr}\n" + extra)
-    log_path = root / "registry.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
-        try:
-            for _ in range(100):
-                if proc.poll() is not None:
-                    pytest.fail(f"docker-registry exited: {log_path.read_text()[-500:]}",
-                                pytrace=False)
-                try:
-                    httpx.get(f"http://{addr}/v2/", timeout=1)  # 200, or 401 behind auth
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail(f"docker-registry did not answer on {addr}", pytrace=False)
-            yield addr
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with run_registry(root, f"127.0.0.1:{_free_port()}", extra) as addr:
+        yield addr
 
 
 class _Pusher:

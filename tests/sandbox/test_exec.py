@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from swebox.sandbox import Sandbox, start_sandbox
-from tests.conftest import BASE_IMAGE
+from tests.conftest import BASE_IMAGE, image_for
 
 
 def _count(sb: Sandbox, pattern: str) -> int:
@@ -60,8 +60,8 @@ def test_exit_code_124_without_timeout_is_not_a_timeout(sandbox: Sandbox) -> Non
 
 
 def test_output_is_capped_with_head_and_tail(backend: str) -> None:
-    with start_sandbox(BASE_IMAGE, backend=backend, pull="never", workdir="/",
-                       output_limit=4096) as sb:
+    with start_sandbox(image_for(backend, BASE_IMAGE), backend=backend, pull="never",
+                       workdir="/", output_limit=4096) as sb:
         res = sb.exec("echo FIRST; head -c 1000000 /dev/zero | tr '\\0' x; echo; echo LAST")
     assert res.truncated and res.exit_code == 0
     assert res.output.startswith("FIRST") and res.output.rstrip().endswith("LAST")

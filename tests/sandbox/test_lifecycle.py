@@ -1,4 +1,7 @@
-"""Labels, leases, owner death (even SIGKILL), gc, Ctrl-C in the CLI, fork and the warm pool."""
+"""Labels, leases, owner death (even SIGKILL), gc, Ctrl-C in the CLI, fork and the warm pool.
+
+What is about containers (labels, engine gc, a sandbox outliving its killed owner until its
+lease ends) runs on the engines; bwrap's own versions are in test_bwrap.py."""
 
 from __future__ import annotations
 
@@ -8,14 +11,18 @@ import subprocess
 import sys
 import time
 
+from swebox.images.ledger import state_dir
 from swebox.sandbox import Sandbox, make_config, start_sandbox
+from swebox.sandbox.bwrap import list_sandboxes, state_path
 from swebox.sandbox.engine import connect
 from swebox.sandbox.lifecycle import HOST, collect
 from swebox.sandbox.pool import SandboxPool
-from tests.conftest import BASE_IMAGE
+from tests.conftest import BASE_IMAGE, image_for
 
 
 def _exists(backend: str, cid: str) -> bool:
+    if backend == "bwrap":
+        return state_path(cid).exists()
     api = connect(backend).api  # type: ignore[arg-type]
     return any(c["Id"] == cid for c in api.containers(all=True))
 
@@ -39,14 +46,14 @@ def test_labels(docker_backend: str) -> None:
 
 
 def test_lease_expiry_removes_the_sandbox(backend: str) -> None:
-    sb = start_sandbox(BASE_IMAGE, backend=backend, pull="never", lease=3)
+    sb = start_sandbox(image_for(backend), backend=backend, pull="never", lease=3)
     took = _wait_gone(backend, sb.id, 20)
     assert took < 15
     sb.close()  # closing a sandbox that already went is fine
 
 
-def test_renew_extends_the_lease(docker_backend: str) -> None:
-    with start_sandbox(BASE_IMAGE, pull="never", lease=3) as sb:
+def test_renew_extends_the_lease(backend: str) -> None:
+    with start_sandbox(image_for(backend), backend=backend, pull="never", lease=3) as sb:
         sb.renew(60)
         time.sleep(6)
         assert sb.exec("echo alive").stdout == "alive\n"
@@ -62,19 +69,21 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _killed_owner(lease: float, backend: str) -> str:
-    done = subprocess.run([sys.executable, "-c", OWNER, BASE_IMAGE, str(lease), backend],
+    done = subprocess.run([sys.executable, "-c", OWNER, image_for(backend), str(lease), backend],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr
     return done.stdout.strip()
 
 
-def test_sigkilled_owner_sandbox_expires_on_its_own(backend: str) -> None:
+def test_sigkilled_owner_sandbox_expires_on_its_own(engine_backend: str) -> None:
+    backend = engine_backend
     cid = _killed_owner(lease=4, backend=backend)
     assert _exists(backend, cid)  # the owner could not clean up...
     _wait_gone(backend, cid, 25)  # ...the lease did
 
 
-def test_gc_removes_orphans_and_keeps_live_ones(backend: str) -> None:
+def test_gc_removes_orphans_and_keeps_live_ones(engine_backend: str) -> None:
+    backend = engine_backend
     cid = _killed_owner(lease=3600, backend=backend)
     client = connect(backend)  # type: ignore[arg-type]
     with start_sandbox(BASE_IMAGE, backend=backend, pull="never", lease=3600) as mine:
@@ -121,17 +130,24 @@ def test_fork_copies_state_and_isolates(sandbox: Sandbox) -> None:
         assert b.read_text("/state/value.txt") == "prepared\n"
         assert sandbox.read_text("/state/value.txt") == "prepared\n"
         snap_image = a.config.image
-        assert snap_image.startswith("swebox-snapshot:")
+        if sandbox.config.backend == "bwrap":
+            assert snap_image == sandbox.config.image  # the snapshot is layers, not an image
+        else:
+            assert snap_image.startswith("swebox-snapshot:")
     finally:
         for k in kids:
             k.close()
+    if sandbox.config.backend == "bwrap":
+        snaps = state_dir() / "bwrap-snapshots"
+        assert not snaps.exists() or not any(snaps.iterdir()), "snapshot outlived its forks"
+        return
     api = sandbox.client.api  # type: ignore[attr-defined]
     tags = [t for i in api.images() for t in (i.get("RepoTags") or [])]
     assert not any(t.endswith(snap_image) for t in tags), "snapshot image outlived its forks"
 
 
 def test_pool_hands_out_fresh_started_sandboxes(backend: str) -> None:
-    config = make_config(image=BASE_IMAGE, backend=backend, pull="never", workdir="/")
+    config = make_config(image=image_for(backend), backend=backend, pull="never", workdir="/")
     with SandboxPool(config, size=2) as pool:
         pool.wait_ready()
         first = pool.acquire()
@@ -143,6 +159,10 @@ def test_pool_hands_out_fresh_started_sandboxes(backend: str) -> None:
         assert pool.ready() == 2
         first.close()
         second.close()
+    if backend == "bwrap":
+        mine = f"{HOST}:{os.getpid()}"
+        assert [s for s in list_sandboxes() if s["labels"].get("swebox.owner") == mine] == []
+        return
     left = connect(backend).api.containers(  # type: ignore[arg-type]
         all=True, filters={"label": f"swebox.owner={HOST}:{os.getpid()}"})
     assert left == []

@@ -8,7 +8,7 @@ from swebox.errors import BadInput, EngineUnavailable, ImageNotFound
 from swebox.sandbox import Limits, Sandbox, start_sandbox
 from swebox.sandbox.engine import connect
 from swebox.sandbox.models import parse_size
-from tests.conftest import BASE_IMAGE
+from tests.conftest import BASE_IMAGE, image_for
 
 
 def _swebox_containers(backend: str) -> int:
@@ -37,11 +37,20 @@ def test_parse_size() -> None:
 
 def test_limits_reach_the_engine(backend: str) -> None:
     limits = Limits(cpus=0.5, memory="256m", pids=64)
-    with start_sandbox(BASE_IMAGE, backend=backend, pull="never", limits=limits) as sb:
-        host = sb.client.api.inspect_container(sb.id)["HostConfig"]  # type: ignore[attr-defined]
-        assert host["NanoCpus"] == 500_000_000
-        assert host["Memory"] == 256 * 1024**2
-        assert host["PidsLimit"] == 64
+    with start_sandbox(image_for(backend), backend=backend, pull="never", limits=limits) as sb:
+        if backend == "bwrap":
+            # cgroup v1 directories of the sandbox; the execs' processes are in them
+            assert sb.limits_enforced["memory"] == 256 * 1024**2  # type: ignore[attr-defined]
+            assert sb.limits_enforced["pids"] == 64  # type: ignore[attr-defined]
+            assert sb.limits_enforced["cpus"] == 0.5  # type: ignore[attr-defined]
+            cgroups = sb.exec("cat /proc/self/cgroup").stdout
+            for controller in ("memory", "pids", "cpu"):
+                assert f":{controller}:/swebox-bwrap/{sb.id}" in cgroups, cgroups
+        else:
+            host = sb.client.api.inspect_container(sb.id)["HostConfig"]  # type: ignore
+            assert host["NanoCpus"] == 500_000_000
+            assert host["Memory"] == 256 * 1024**2
+            assert host["PidsLimit"] == 64
         # pids: a fork storm hits the limit inside the sandbox
         res = sb.exec("for i in $(seq 100); do sleep 30 & done 2>&1; wait", timeout=10)
         assert "fork" in res.output.lower() or "resource" in res.output.lower()

@@ -1,5 +1,5 @@
 """Any image with /bin/sh works: the whole contract on an image holding only a static BusyBox
-(no bash, no coreutils, no git), on both engines. Nothing is injected and nothing is built."""
+(no bash, no coreutils, no git), on every backend. Nothing is injected and nothing is built."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 
 from swebox.sandbox import Sandbox, start_sandbox
-from tests.conftest import BACKENDS, BUSYBOX_IMAGE, _require
+from tests.conftest import BACKENDS, BUSYBOX_IMAGE, _require, image_for
 
 
 @pytest.fixture(params=BACKENDS)
 def plain(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     _require(request.param, BUSYBOX_IMAGE)
-    with start_sandbox(BUSYBOX_IMAGE, backend=request.param, workdir="/root",
-                       pull="never") as sb:
+    with start_sandbox(image_for(request.param, BUSYBOX_IMAGE), backend=request.param,
+                       workdir="/root", pull="never") as sb:
         yield sb
 
 
