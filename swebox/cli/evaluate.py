@@ -15,7 +15,8 @@ from swebox.tasks.model import Task
 app = typer.Typer(help="Grade predictions against tasks; parse test logs.",
                   invoke_without_command=True, no_args_is_help=False)
 
-BACKEND = typer.Option("docker", "--backend", "-b", help="docker or podman.")
+BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwrap (no "
+                       "engine: needs root and bubblewrap).")
 WORKERS = typer.Option(2, "--workers", "-w", min=1, help="Instances graded in parallel.")
 TIMEOUT = typer.Option(1800.0, "--timeout", help="Seconds per test run.")
 

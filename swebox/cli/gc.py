@@ -10,7 +10,8 @@ from swebox.cli import out_console
 
 def gc(
     backend: list[str] = typer.Option(["docker"], "--backend", "-b",
-                                      help="Engines to clean (repeatable): docker, podman."),
+                                      help="Backends to clean (repeatable): docker, podman, "
+                                      "bwrap."),
     everything: bool = typer.Option(False, "--all", help="Remove every swebox sandbox, live "
                                     "or not (other runs on this engine lose theirs)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
@@ -23,6 +24,11 @@ def gc(
     rows = []
     for name in backend:
         make_config(image="-", backend=name)  # validates the backend name
+        if name == "bwrap":
+            from swebox.sandbox import bwrap
+
+            rows += [(name, c) for c in bwrap.collect(everything=everything, dry_run=dry_run)]
+            continue
         client = connect(name)  # type: ignore[arg-type]
         rows += [(name, c) for c in collect(client, everything=everything, dry_run=dry_run)]
     if not rows:

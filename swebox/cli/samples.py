@@ -10,7 +10,8 @@ from swebox.cli import err_console, out_console
 app = typer.Typer(help="The bundled sample tasks: list, build images, run.", no_args_is_help=True)
 
 NAMES = typer.Argument(None, help="Sample task names (default: all).")
-BACKEND = typer.Option("docker", "--backend", "-b", help="docker or podman.")
+BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwrap (no "
+                       "engine: needs root and bubblewrap).")
 
 
 @app.command("list")

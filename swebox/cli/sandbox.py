@@ -13,7 +13,8 @@ from swebox.sandbox.models import make_limits
 
 app = typer.Typer(help="Run commands in a sandbox started from any image.", no_args_is_help=True)
 
-BACKEND = typer.Option("docker", "--backend", "-b", help="docker or podman.")
+BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwrap (no "
+                       "engine: needs root and bubblewrap).")
 WORKDIR = typer.Option("/testbed", "--workdir", "-w", help="Working directory in the sandbox.")
 NETWORK = typer.Option(False, "--network/--no-network", help="Give the sandbox network access.")
 CPUS = typer.Option(None, "--cpus", help="CPU limit, e.g. 1.5.")
