@@ -232,3 +232,69 @@ def test_sync_rejects_a_hostile_listing(built: RepoCache, tmp_path: Path) -> Non
     with pytest.raises(CorruptData, match="leaving its tree"):
         sync(str(remote), str(tmp_path / "victim"))
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_cached_workspace_at_testbed_in_an_engine_free_sandbox(built: RepoCache,
+                                                                tasks: list[Task]) -> None:
+    """Seed 001's training node: no engine, the base rootfs, the cached repo at /testbed.
+    The entry's hardlink tree is overlaid, so the sandbox's writes never reach the store."""
+    from swebox.sandbox import start_sandbox
+    from tests.conftest import BASE_IMAGE, rootfs_of
+
+    _require("bwrap")
+    task = tasks[0]
+    entry = built.get(task.instance_id)
+    before = _listing(built, task.instance_id)
+    with start_sandbox(rootfs_of(BASE_IMAGE), backend="bwrap", workdir="/testbed",
+                       mounts={entry.path: "/testbed"}) as sb:
+        assert sb.exec("git rev-parse HEAD").stdout.strip() == task.base_commit
+        assert sb.exec("git status --porcelain").stdout == ""
+        assert sb.apply_patch(task.gold_patch).applied
+        victim = next(p for p, k, _ in before if k == "f" and p.endswith(".py"))
+        assert sb.exec(f"echo '# agent edit' >> {victim} && git status --porcelain").stdout
+    assert "# agent edit" not in (Path(entry.path) / victim).read_text()
+    assert _listing(built, task.instance_id) == before
+    digest = dict((p, d) for p, _, d in before)[victim]
+    assert "# agent edit" not in built.object_path(digest).read_text()
+
+
+_AS_PLAIN_USER = r"""
+import os, sys
+from pathlib import Path
+from swebox.cache.store import RepoCache, release
+cache = RepoCache(sys.argv[1])
+iid, dest = sys.argv[2], Path(sys.argv[3])
+ws = cache.checkout(iid, dest)
+print(ws.mode)
+victim = dest / sys.argv[4]
+try:
+    with open(victim, "a") as f:  # in place: refused by the shared object's read-only mode
+        f.write("# in place\n")
+    print("in-place-write-went-through")
+except PermissionError:
+    print("in-place-refused")
+new = victim.with_name(victim.name + ".swp")  # how editors, git and patch write: replace
+new.write_text(victim.read_text() + "# replaced\n")
+os.replace(new, victim)
+print("replaced")
+"""
+
+
+def test_hardlink_checkout_as_a_plain_user(tasks: list[Task], tmp_path: Path) -> None:
+    """Not root (a user namespace maps us to uid 1000): auto picks hardlinks, an in-place
+    write is refused by the object's mode, and replacing a file breaks only the link."""
+    cache = RepoCache(tmp_path / "c")
+    build_cache(tasks[:1], cache, opts=BuildOptions(engine="docker"))
+    iid = tasks[0].instance_id
+    before = _listing(cache, iid)
+    victim = next(p for p, k, _ in before if k == "f" and p.endswith(".py"))
+    done = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000",
+                           sys.executable, "-c", _AS_PLAIN_USER, str(cache.root), iid,
+                           str(tmp_path / "ws"), victim], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["hardlink", "in-place-refused", "replaced"]
+    assert (tmp_path / "ws" / victim).read_text().endswith("# replaced\n")
+    digest = dict((p, d) for p, _, d in before)[victim]
+    assert "# replaced" not in cache.object_path(digest).read_text()
+    assert "# replaced" not in (Path(cache.get(iid).path) / victim).read_text()
