@@ -1,4 +1,4 @@
-"""Atomic file replacement: write to a temporary file beside the target, fsync, rename.
+"""Atomic file replacement (write beside the target, fsync, rename) and file locks.
 
 A target is never half-written: readers see the old content or the new, and an interrupted
 write leaves the old one in place. Used by every layer (task outputs, object stores, reports).
@@ -7,6 +7,7 @@ write leaves the old one in place. Used by every layer (task outputs, object sto
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -43,3 +44,20 @@ def atomic_text(target: str | Path) -> Iterator[IO[str]]:
     """A text file object whose content replaces `target` only when the block succeeds."""
     with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         yield f
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block.
+
+    One holder at a time across processes, and across threads too: each call opens its own
+    file description, and flock(2) locks conflict between descriptions. Closing releases it,
+    so a killed holder never leaves a stale lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

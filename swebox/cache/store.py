@@ -28,7 +28,6 @@ import os
 import shutil
 import stat
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,14 +35,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
-from swebox.atomic import atomic_path
+from swebox.atomic import atomic_path, file_lock
 from swebox.errors import BadInput, SweboxError
 from swebox.tasks.io import dumps, loads
 
 CHUNK = 1 << 20
 FICLONE = 0x40049409  # linux/fs.h: clone a whole file's extents (btrfs, xfs, bcachefs)
 Mode = Literal["auto", "reflink", "overlay", "hardlink", "copy"]
-_index_lock = threading.Lock()
 
 
 class Entry(BaseModel):
@@ -108,13 +106,8 @@ class RepoCache:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Index updates from threads and processes, one at a time."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with _index_lock, open(self.root / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with file_lock(self.root / ".lock"):
+            yield
 
     def _write_index(self, entries: dict[str, Entry]) -> None:
         with atomic_path(self.index_path) as tmp:

@@ -12,7 +12,6 @@ both count on the same 50 GB; across processes a lock file serialises the decisi
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from docker.errors import APIError, NotFound
 from pydantic import BaseModel
 
+from swebox.atomic import file_lock
 from swebox.errors import BadInput, DiskFull
 from swebox.images import ledger
 from swebox.sandbox.engine import connect, engine_url
@@ -87,14 +87,8 @@ def free_bytes(backend: BackendName) -> tuple[Path | None, int]:
 @contextmanager
 def _exclusive() -> Iterator[None]:
     """One process at a time decides what to remove (and threads within it)."""
-    path = ledger.state_dir() / "budget.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock, path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with _lock, file_lock(ledger.state_dir() / "budget.lock"):
+        yield
 
 
 def _in_use(backend: BackendName) -> set[str]:

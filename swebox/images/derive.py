@@ -22,22 +22,19 @@ A recipe is TOML:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
 import re
 import sys
 import tarfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from docker.errors import APIError
 from docker.errors import ImageNotFound as DockerImageNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from swebox.atomic import file_lock
 from swebox.errors import BadInput, ImageNotFound, SandboxError
 from swebox.images import ledger
 from swebox.sandbox.engine import connect, engine_url, local_names
@@ -51,8 +48,6 @@ else:  # pragma: no cover - 3.10
 REPOSITORY = "swebox-derived"
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 class Recipe(BaseModel):
@@ -167,20 +162,6 @@ def _present(backend: BackendName, tag: str) -> bool:
     return False
 
 
-@contextmanager
-def _build_lock(key: str) -> Iterator[None]:
-    with _locks_guard:
-        lock = _locks.setdefault(key, threading.Lock())
-    path = ledger.state_dir() / "locks" / f"build-{key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with lock, path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _cpuset(backend: BackendName, build_cpus: int | None) -> str | None:
     if not build_cpus:
         return None
@@ -200,7 +181,7 @@ def derive(base: str, recipe: Recipe, *, backend: BackendName = "docker",
     tag = f"{REPOSITORY}/{recipe.name}:{digest[:24]}"
     if _present(backend, tag):
         return Derived(base=base, image=tag, built=False)
-    with _build_lock(digest[:24]):
+    with file_lock(ledger.state_dir() / "locks" / f"build-{digest[:24]}.lock"):
         if _present(backend, tag):  # another request built it while we waited
             return Derived(base=base, image=tag, built=False,
                            seconds=round(time.monotonic() - start, 3))

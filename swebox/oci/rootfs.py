@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from swebox.atomic import atomic_text
+from swebox.atomic import atomic_text, file_lock
 from swebox.errors import BadInput, DiskFull, EngineUnavailable, ImageNotFound
 from swebox.oci.archive import open_source
 from swebox.oci.extract import extract_to
@@ -71,24 +69,13 @@ def image_config(rootfs: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
-
-
 def install(source: ImageSource, dest: str | Path) -> Path:
     """Extract `source` into `dest` unless it is already there; its config goes beside it.
 
     Ownership is kept when running as root (a rootfs needs root-owned /etc, /tmp...). Safe to
     call from several processes at once: one extracts, the others wait and reuse."""
     dest = Path(dest)
-    with _locked(dest.with_name(f".{dest.name}.lock")):
+    with file_lock(dest.with_name(f".{dest.name}.lock")):
         if dest.is_dir():
             return dest
         # The config first: a reader that sees the directory always finds its config.
@@ -152,7 +139,7 @@ def _from_engine(image: str) -> Path | None:
             found = _read_alias(alias)
             if found is not None:
                 return found
-            with _locked(cache_dir() / f".engine-{image_id[:32]}.lock"):
+            with file_lock(cache_dir() / f".engine-{image_id[:32]}.lock"):
                 found = _read_alias(alias)
                 if found is None:
                     found = _save_and_install(api, name, backend)

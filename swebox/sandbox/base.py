@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import secrets
 import shlex
+import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -31,17 +32,47 @@ def to_shell(cmd: Command) -> str:
 
 
 class Snapshot(abc.ABC):
-    """A frozen filesystem state of a sandbox from which new sandboxes start."""
+    """A frozen filesystem state of a sandbox from which new sandboxes start.
+
+    Reference-counted: each sandbox started from it holds it (`acquire` / `release`), and
+    its storage is freed (`_delete`, once) when removal was asked for and no user is left."""
 
     ref: str
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._remove_requested = False
+        self._deleted = False
+        self._lock = threading.Lock()
 
     @abc.abstractmethod
     def start(self, n: int = 1, **overrides: object) -> list[Sandbox]:
         """Start `n` sandboxes from this state (config overrides apply to each)."""
 
     @abc.abstractmethod
+    def _delete(self) -> None:
+        """Free the snapshot's storage; called once, when nothing uses it any more."""
+
+    def acquire(self, n: int = 1) -> None:
+        with self._lock:
+            self._users += n
+
+    def release(self, n: int = 1) -> None:
+        with self._lock:
+            self._users -= n
+            done = self._users <= 0 and self._remove_requested and not self._deleted
+            self._deleted = self._deleted or done
+        if done:
+            self._delete()
+
     def remove(self) -> None:
         """Delete the snapshot once no sandbox uses it any more."""
+        with self._lock:
+            self._remove_requested = True
+            done = self._users <= 0 and not self._deleted
+            self._deleted = self._deleted or done
+        if done:
+            self._delete()
 
 
 class Sandbox(abc.ABC):

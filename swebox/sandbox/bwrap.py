@@ -1619,6 +1619,7 @@ class BwrapSnapshot(Snapshot):
     def __init__(self, config: SandboxConfig, snap_id: str, path: Path, rootfs: Path,
                  image_config: dict[str, Any], layers: dict[str, list[Path]],
                  parent: BwrapSnapshot | None = None) -> None:
+        super().__init__()
         self.config = config
         self.id = snap_id
         self.ref = f"bwrap-snapshot:{snap_id}"
@@ -1626,10 +1627,6 @@ class BwrapSnapshot(Snapshot):
         self.rootfs = rootfs
         self.image_config = image_config
         self.layers = layers
-        self._users = 0
-        self._remove_requested = False
-        self._deleted = False
-        self._lock = threading.Lock()
         # The layers of the snapshot this one was taken from stay in use under this one.
         self._parent = parent
         if parent is not None:
@@ -1650,29 +1647,7 @@ class BwrapSnapshot(Snapshot):
             raise
         return out
 
-    def acquire(self) -> None:
-        with self._lock:
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            done = self._users <= 0 and self._remove_requested
-        if done:
-            self._delete()
-
-    def remove(self) -> None:
-        with self._lock:
-            self._remove_requested = True
-            done = self._users <= 0
-        if done:
-            self._delete()
-
     def _delete(self) -> None:
-        with self._lock:
-            if self._deleted:
-                return
-            self._deleted = True
         _rmtree(self.path)
         if self._parent is not None:
             self._parent.release()

@@ -354,12 +354,10 @@ class DockerSnapshot(Snapshot):
     """A committed image; removed once asked to and no sandbox started from it is open."""
 
     def __init__(self, config: SandboxConfig, ref: str, image_id: str) -> None:
+        super().__init__()
         self.config = config
         self.ref = ref
         self.image_id = image_id
-        self._users = 0
-        self._remove_requested = False
-        self._lock = threading.Lock()
 
     def start(self, n: int = 1, **overrides: object) -> list[Sandbox]:
         base = self.config.model_dump()
@@ -368,32 +366,16 @@ class DockerSnapshot(Snapshot):
         base["pull"] = "never"
         config = SandboxConfig.model_validate(base)
         out: list[Sandbox] = []
-        with self._lock:
-            self._users += n
+        self.acquire(n)
         try:
             for _ in range(n):
                 out.append(DockerSandbox.start(config, snapshot=self))
         except BaseException:
-            with self._lock:
-                self._users -= n - len(out)
+            self.release(n - len(out))
             for sb in out:
                 sb.close()
             raise
         return out
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            done = self._users <= 0 and self._remove_requested
-        if done:
-            self._delete()
-
-    def remove(self) -> None:
-        with self._lock:
-            self._remove_requested = True
-            done = self._users <= 0
-        if done:
-            self._delete()
 
     def _delete(self) -> None:
         try:
