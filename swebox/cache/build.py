@@ -143,8 +143,13 @@ def _via_engine(backend: BackendName, image: str, workdir: str, dest: Path,
             api.inspect_image(candidate)
             name = candidate
             break
+    from swebox.sandbox.lifecycle import owner_labels
+
+    # Never started, but labelled like a sandbox: if this process is killed before removing
+    # it, `swebox gc` sees its owner is gone and removes it.
+    labels = owner_labels("cache", deadline.seconds or 3600, None)
     cid = api.create_container(name, command=["true"], entrypoint=[],
-                               network_disabled=True, labels={"swebox.kind": "cache"})["Id"]
+                               network_disabled=True, labels=labels)["Id"]
     try:
         try:
             stream, _ = api.get_archive(cid, workdir)

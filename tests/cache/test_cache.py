@@ -189,6 +189,14 @@ def test_kill_9_mid_build_then_resume(tasks: list[Task], tmp_path: Path) -> None
     assert referenced <= on_disk
     assert len(on_disk - referenced) <= 64  # at most the killed entry's orphans, never dups
     assert not any(cache.tmp.iterdir())
+    # a container the killed build had created is the garbage collector's: its owner is gone
+    from swebox.sandbox.engine import connect
+    from swebox.sandbox.lifecycle import HOST, collect
+
+    collect(connect("docker"))
+    left = connect("docker").api.containers(
+        all=True, filters={"label": f"swebox.owner={HOST}:{proc.pid}"})
+    assert left == []
 
 
 def test_timeout_fails_the_entry_clearly(tasks: list[Task], tmp_path: Path) -> None:
