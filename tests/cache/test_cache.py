@@ -306,3 +306,18 @@ def test_hardlink_checkout_as_a_plain_user(tasks: list[Task], tmp_path: Path) ->
     digest = dict((p, d) for p, _, d in before)[victim]
     assert "# replaced" not in cache.object_path(digest).read_text()
     assert "# replaced" not in (Path(cache.get(iid).path) / victim).read_text()
+
+
+def test_daemonless_from_an_s3_tarball(built: RepoCache, tasks: list[Task], tmp_path: Path,
+                                       s3_endpoint: str, bucket: str) -> None:
+    task = tasks[2]
+    rules = ImageRules(rewrite=[RewriteRule(match="*",
+                                            store=f"s3://{bucket}/images/{{repository}}.tar")])
+    push(task.image or "", rules.store_path(task.image or "") or "", backend="docker",
+         endpoint=s3_endpoint)
+    cache = RepoCache(tmp_path / "c4")
+    (result,) = build_cache([task], cache, rules, BuildOptions(engine="none",
+                                                               endpoint=s3_endpoint))
+    assert result.action == "cached" and result.via == "tarball", result.error
+    assert _listing(cache, task.instance_id) == _listing(built, task.instance_id)
+    assert not any(cache.tmp.iterdir())  # the downloaded tarball went with its staging dir
