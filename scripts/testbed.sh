@@ -24,6 +24,7 @@ command -v curl >/dev/null || need_pkgs+=(curl)
 command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
 command -v umoci >/dev/null || need_pkgs+=(umoci)
 command -v skopeo >/dev/null || need_pkgs+=(skopeo)
+command -v mkfs.xfs >/dev/null || need_pkgs+=(xfsprogs)  # a reflink filesystem for cache tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -321,3 +323,43 @@ def test_daemonless_from_an_s3_tarball(built: RepoCache, tasks: list[Task], tmp_
     assert result.action == "cached" and result.via == "tarball", result.error
     assert _listing(cache, task.instance_id) == _listing(built, task.instance_id)
     assert not any(cache.tmp.iterdir())  # the downloaded tarball went with its staging dir
+
+
+@pytest.fixture
+def reflink_dir(tmp_path: Path) -> Iterator[Path]:
+    """A small XFS with reflink, on a loop device: where clones, not copies, are possible."""
+    if shutil.which("mkfs.xfs") is None:
+        pytest.fail("mkfs.xfs missing -- run `bash scripts/testbed.sh`", pytrace=False)
+    image, mnt = tmp_path / "xfs.img", tmp_path / "xfs"
+    with open(image, "wb") as f:
+        f.truncate(400 << 20)
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
+    mnt.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_reflink_checkout_where_the_filesystem_clones(tasks: list[Task],
+                                                      reflink_dir: Path) -> None:
+    cache = RepoCache(reflink_dir / "c")
+    build_cache(tasks[:1], cache, opts=BuildOptions(engine="docker"))
+    iid = tasks[0].instance_id
+    before = _listing(cache, iid)
+    a = cache.checkout(iid, reflink_dir / "a")
+    b = cache.checkout(iid, reflink_dir / "b")
+    assert a.mode == b.mode == "reflink"  # auto tries clones first
+    victim = next(p for p, k, _ in before if k == "f" and p.endswith(".py"))
+    with open(Path(a.path) / victim, "a") as f:
+        f.write("# edited in a\n")
+    assert "# edited in a" not in (Path(b.path) / victim).read_text()
+    assert "# edited in a" not in cache.object_path(dict((p, d) for p, _, d in before)[victim]
+                                                     ).read_text()
+    status = subprocess.run(["git", "-C", b.path, "status", "--porcelain"],
+                            capture_output=True, text=True)
+    assert status.stdout == ""
+    release(a.path)
+    release(b.path)
+    assert _listing(cache, iid) == before
