@@ -103,48 +103,36 @@ class _TimedSource:
         return _TimedReader(self.inner.open_blob(desc), self.deadline)  # type: ignore[return-value]
 
 
-def _engine(opts: BuildOptions, image: str) -> BackendName | None:
-    """The engine to extract through: one that is reachable and has the image."""
+def _engine(opts: BuildOptions, image: str) -> tuple[BackendName, str] | None:
+    """(engine, the name it stores the image under) for an engine that is reachable and has
+    the image; None to go daemonless."""
     if opts.engine == "none":
         return None
-    from docker.errors import ImageNotFound as DockerImageNotFound
-
-    from swebox.sandbox.engine import connect, local_names
+    from swebox.sandbox.engine import find_image
 
     candidates: list[BackendName] = ["docker", "podman"] if opts.engine == "auto" \
         else [opts.engine]
     for backend in candidates:
         try:
-            api = connect(backend).api
+            found = find_image(backend, image)
         except EngineUnavailable:
             if opts.engine != "auto":
                 raise
             continue
-        for name in local_names(backend, image):
-            try:
-                api.inspect_image(name)
-                return backend
-            except DockerImageNotFound:
-                continue
+        if found is not None:
+            return backend, found[0]
     return None
 
 
-def _via_engine(backend: BackendName, image: str, workdir: str, dest: Path,
+def _via_engine(backend: BackendName, name: str, workdir: str, dest: Path,
                 deadline: _Deadline) -> None:
     from docker.errors import APIError, NotFound
 
-    from swebox.sandbox.engine import connect, local_names
+    from swebox.sandbox.engine import connect
+    from swebox.sandbox.lifecycle import owner_labels
     from swebox.sandbox.tarstream import extract_stream
 
     api = connect(backend).api
-    name = local_names(backend, image)[-1] if backend == "podman" else image
-    for candidate in local_names(backend, image):
-        with contextlib.suppress(Exception):
-            api.inspect_image(candidate)
-            name = candidate
-            break
-    from swebox.sandbox.lifecycle import owner_labels
-
     # Never started, but labelled like a sandbox: if this process is killed before removing
     # it, `swebox gc` sees its owner is gone and removes it.
     labels = owner_labels("cache", deadline.seconds or 3600, None)
@@ -154,7 +142,7 @@ def _via_engine(backend: BackendName, image: str, workdir: str, dest: Path,
         try:
             stream, _ = api.get_archive(cid, workdir)
         except NotFound as e:
-            raise SweboxError(f"{image} has no {workdir}",
+            raise SweboxError(f"{name} has no {workdir}",
                               hint="check the task's workdir") from e
 
         def chunks() -> Iterator[bytes]:
@@ -164,7 +152,7 @@ def _via_engine(backend: BackendName, image: str, workdir: str, dest: Path,
 
         extract_stream(chunks(), dest)
     except APIError as e:
-        raise SweboxError(f"{backend} could not read {workdir} of {image}: "
+        raise SweboxError(f"{backend} could not read {workdir} of {name}: "
                           f"{e.explanation or e}") from e
     finally:
         with contextlib.suppress(Exception):
@@ -219,10 +207,10 @@ def cache_one(task: Task, cache: RepoCache, rules: ImageRules, opts: BuildOption
     stage = cache.staging()
     tree = stage / "workdir"
     try:
-        backend = _engine(opts, image)
-        if backend is not None:
-            _via_engine(backend, image, task.workdir, tree, deadline)
-            via: str = backend
+        engine = _engine(opts, image)
+        if engine is not None:
+            _via_engine(engine[0], engine[1], task.workdir, tree, deadline)
+            via: str = engine[0]
         else:
             via = _via_daemonless(task, rules, cache, tree, opts, deadline)
         deadline.check()

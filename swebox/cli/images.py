@@ -91,7 +91,7 @@ def fetch(tasks: Path = TASKS, rules: Path = RULES, backend: str = BACKEND,
         try:
             result = supply.fetch_image(
                 ref, image_rules, backend=backend, drop_long_name=drop_long_name,  # type: ignore[arg-type]
-                endpoint=endpoint, keep_free=budget_bytes,
+                endpoint=endpoint, keep_free=budget_bytes, tarball_size=sizes.get(ref) or None,
                 on_bytes=lambda n: progress.advance(bar, n))
             if result.action == "present":  # nothing streamed: its bytes count as done
                 progress.advance(bar, sizes.get(ref, 0))

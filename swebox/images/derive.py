@@ -29,15 +29,15 @@ import re
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from docker.errors import APIError
-from docker.errors import ImageNotFound as DockerImageNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swebox.atomic import file_lock
 from swebox.errors import BadInput, ImageNotFound, SandboxError
 from swebox.images import ledger
-from swebox.sandbox.engine import connect, engine_url, local_names
+from swebox.sandbox.engine import connect, engine_url, find_image
 from swebox.sandbox.models import BackendName
 
 if sys.version_info >= (3, 11):
@@ -141,25 +141,11 @@ def _context(dockerfile: str, recipe: Recipe) -> io.BytesIO:
 
 def _resolve_base(backend: BackendName, base: str) -> tuple[str, str]:
     """(name the engine knows the base by, its image id)."""
-    api = connect(backend).api
-    for name in local_names(backend, base):
-        try:
-            return name, str(api.inspect_image(name)["Id"])
-        except DockerImageNotFound:
-            continue
-    raise ImageNotFound(f"base image {base} is not present in {backend}",
-                        hint="fetch it first: swebox images fetch")
-
-
-def _present(backend: BackendName, tag: str) -> bool:
-    api = connect(backend).api
-    for name in local_names(backend, tag):
-        try:
-            api.inspect_image(name)
-            return True
-        except DockerImageNotFound:
-            continue
-    return False
+    found = find_image(backend, base)
+    if found is None:
+        raise ImageNotFound(f"base image {base} is not present in {backend}",
+                            hint="fetch it first: swebox images fetch")
+    return found[0], str(found[1]["Id"])
 
 
 def _cpuset(backend: BackendName, build_cpus: int | None) -> str | None:
@@ -179,22 +165,21 @@ def derive(base: str, recipe: Recipe, *, backend: BackendName = "docker",
     base_name, base_id = _resolve_base(backend, base)
     digest = recipe.digest(base_id)
     tag = f"{REPOSITORY}/{recipe.name}:{digest[:24]}"
-    if _present(backend, tag):
+    if find_image(backend, tag) is not None:
         return Derived(base=base, image=tag, built=False)
     with file_lock(ledger.state_dir() / "locks" / f"build-{digest[:24]}.lock"):
-        if _present(backend, tag):  # another request built it while we waited
+        if find_image(backend, tag) is not None:  # another request built it meanwhile
             return Derived(base=base, image=tag, built=False,
                            seconds=round(time.monotonic() - start, 3))
-        _build(backend, base_name, recipe, digest, tag, build_cpus, timeout)
-    api = connect(backend).api
-    info = api.inspect_image(local_names(backend, tag)[-1])
+        info = _build(backend, base_name, recipe, digest, tag, build_cpus, timeout)
     ledger.record(engine_url(backend), info["Id"], info.get("RepoTags") or [tag],
                   int(info.get("Size") or 0), "built")
     return Derived(base=base, image=tag, built=True, seconds=round(time.monotonic() - start, 3))
 
 
 def _build(backend: BackendName, base: str, recipe: Recipe, digest: str, tag: str,
-           build_cpus: int | None, timeout: float) -> None:
+           build_cpus: int | None, timeout: float) -> dict[str, Any]:
+    """Build `tag`; returns the engine's inspect record of the new image."""
     api = connect(backend).api
     limits: dict[str, str] = {}
     cpuset = _cpuset(backend, build_cpus)
@@ -218,6 +203,8 @@ def _build(backend: BackendName, base: str, recipe: Recipe, digest: str, tag: st
                 tail.append(text)
     except APIError as e:
         raise SandboxError(f"building {tag} from {base} failed: {e.explanation or e}") from e
-    if not _present(backend, tag):
+    found = find_image(backend, tag)
+    if found is None:
         raise SandboxError(f"building {tag} from {base} produced no image",
                            hint=f"last output: {' | '.join(tail[-3:])[:300]}")
+    return found[1]

@@ -21,16 +21,15 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal
+from typing import Literal
 
-from docker.errors import APIError, NotFound
-from docker.errors import ImageNotFound as DockerImageNotFound
+from docker.errors import APIError
 from pydantic import BaseModel
 
 from swebox.errors import ImageNotFound, SandboxError, SweboxError
 from swebox.images import budget, ledger, stores
 from swebox.images.reference import ImageRef
-from swebox.sandbox.engine import connect, engine_url, local_names
+from swebox.sandbox.engine import connect, engine_url, find_image
 from swebox.sandbox.models import BackendName
 from swebox.tasks.resolver import ImageRules
 
@@ -46,16 +45,6 @@ class FetchResult(BaseModel):
     source: str | None = None  # the object URI or registry the image came from
     bytes: int = 0
     seconds: float = 0.0
-
-
-def _present(api: Any, name: str, backend: BackendName) -> bool:
-    for candidate in local_names(backend, name):
-        try:
-            api.inspect_image(candidate)
-            return True
-        except (DockerImageNotFound, NotFound):
-            continue
-    return False
 
 
 def _names(ref: str) -> set[str]:
@@ -220,18 +209,15 @@ def pull(backend: BackendName, reference: str, retries: int = 4,
 
 def _record(backend: BackendName, reference: str, how: str) -> None:
     """Enter what was just loaded into the ledger, so the disk budget may remove it later."""
-    api = connect(backend).api
-    for name in local_names(backend, reference):
-        try:
-            info = api.inspect_image(name)
-        except (DockerImageNotFound, NotFound):
-            continue
+    found = find_image(backend, reference)
+    if found is not None:
+        info = found[1]
         ledger.record(engine_url(backend), info["Id"], info.get("RepoTags") or [],
                       int(info.get("Size") or 0), how)
-        return
 
 
-def estimate_need(uri: str | None, reference: str, *, endpoint: str | None = None) -> int:
+def estimate_need(uri: str | None, reference: str, *, endpoint: str | None = None,
+                  size: int | None = None) -> int:
     """Bytes of disk a load or pull will take at its peak (an estimate, on the safe side).
 
     A `docker save` tarball is unpacked beside itself by the engine's load (Docker extracts it
@@ -239,7 +225,8 @@ def estimate_need(uri: str | None, reference: str, *, endpoint: str | None = Non
     tarball; a compressed tarball unpacks to about three times its size. A pull's layers are
     compressed: their sum from the registry's manifest, times three."""
     if uri:
-        size = stores.stat(uri, endpoint=endpoint).size or 0
+        if size is None:  # the caller may know it already (fetch stats tarballs for its bar)
+            size = stores.stat(uri, endpoint=endpoint).size or 0
         compressed = uri.endswith((".gz", ".tgz", ".zst", ".xz"))
         return size * (4 if compressed else 2)
     try:
@@ -254,7 +241,7 @@ def estimate_need(uri: str | None, reference: str, *, endpoint: str | None = Non
 
 def fetch_image(reference: str, rules: ImageRules, *, backend: BackendName = "docker",
                 drop_long_name: bool = False, endpoint: str | None = None,
-                keep_free: int | None = None,
+                keep_free: int | None = None, tarball_size: int | None = None,
                 on_bytes: Callable[[int], None] | None = None) -> FetchResult:
     """Make `reference` present under its local name; see the module docstring.
 
@@ -263,11 +250,12 @@ def fetch_image(reference: str, rules: ImageRules, *, backend: BackendName = "do
     start = time.monotonic()
     local = rules.local_name(reference)
     api = connect(backend).api
-    if _present(api, local, backend):
+    if find_image(backend, local) is not None:
         return FetchResult(reference=reference, local=local, action="present")
     uri = rules.store_path(reference)
     room = contextlib.nullcontext() if keep_free is None else budget.room(
-        backend, estimate_need(uri, reference, endpoint=endpoint), keep_free, what=reference,
+        backend, estimate_need(uri, reference, endpoint=endpoint, size=tarball_size),
+        keep_free, what=reference,
         protect={reference, local})
     with room:
         if uri:
@@ -292,7 +280,7 @@ def push(reference: str, uri: str, *, backend: BackendName = "docker",
          endpoint: str | None = None) -> int:
     """Stream the engine's `save` of `reference` into the object at `uri`; returns bytes."""
     api = connect(backend).api
-    if not _present(api, reference, backend):
+    if find_image(backend, reference) is None:
         raise ImageNotFound(f"image {reference} is not present in {backend}",
                             hint="fetch or build it first")
     try:

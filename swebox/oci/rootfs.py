@@ -123,28 +123,28 @@ def _from_engine(image: str) -> Path | None:
     # that the bwrap backend never needs docker-py to talk to anything.
     from docker.errors import DockerException
 
-    from swebox.sandbox.engine import connect, local_names
+    from swebox.sandbox.engine import connect, find_image
 
     for backend in ("docker", "podman"):
         try:
-            api = connect(backend).api
-        except EngineUnavailable:
+            found = find_image(backend, image)
+        except (EngineUnavailable, DockerException):
             continue
-        for name in local_names(backend, image):
-            try:
-                image_id = str(api.inspect_image(name)["Id"]).removeprefix("sha256:")
-            except DockerException:
-                continue
-            alias = _alias("engine-ids", image_id)
-            found = _read_alias(alias)
-            if found is not None:
-                return found
-            with file_lock(cache_dir() / f".engine-{image_id[:32]}.lock"):
-                found = _read_alias(alias)
-                if found is None:
-                    found = _save_and_install(api, name, backend)
-                    _write_alias(alias, found)
-            return found
+        if found is None:
+            continue
+        name, info = found
+        image_id = str(info["Id"]).removeprefix("sha256:")
+        alias = _alias("engine-ids", image_id)
+        rootfs = _read_alias(alias)
+        if rootfs is not None:
+            return rootfs
+        with file_lock(cache_dir() / f".engine-{image_id[:32]}.lock"):
+            rootfs = _read_alias(alias)
+            if rootfs is None:
+                rootfs = _save_and_install(connect(backend).api,
+                                           name, backend)
+                _write_alias(alias, rootfs)
+        return rootfs
     return None
 
 

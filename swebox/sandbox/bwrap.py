@@ -90,7 +90,7 @@ from swebox.sandbox.base import Command, Sandbox, Snapshot, to_shell
 from swebox.sandbox.models import ExecResult, SandboxConfig
 from swebox.sandbox.session import SHELL_BOOT, Session
 from swebox.sandbox.stream import STDOUT, CappedBuffer, FrameReader, decode
-from swebox.sandbox.tarstream import CHUNK, extract_stream
+from swebox.sandbox.tarstream import CHUNK, extract_stream, produced_tar
 
 log = logging.getLogger(__name__)
 
@@ -803,8 +803,6 @@ def _tar_from(root: int, path: str, arcname: str) -> Generator[bytes, None, None
     """A tar stream of `path` in the sandbox (top entry `arcname`), walked from directory fds
     with O_NOFOLLOW: links are stored as links, devices and fifos are left out."""
     top = _open_in(root, path, os.O_RDONLY | os.O_NONBLOCK)
-    read_fd, write_fd = os.pipe()
-    errors: list[BaseException] = []
 
     def add(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result) -> None:
         info = tarfile.TarInfo(name)
@@ -824,49 +822,42 @@ def _tar_from(root: int, path: str, arcname: str) -> Generator[bytes, None, None
 
     stack: list[tuple[int, str]] = []
 
-    def produce() -> None:
-        top_fd = top
+    owned = [False]  # whether add() has taken `top` (and will close it)
+
+    def write(tar: tarfile.TarFile) -> None:
         try:
-            with os.fdopen(write_fd, "wb") as w, tarfile.open(fileobj=w, mode="w|") as tar:
-                top_fd = -1  # add() owns it now
-                add(tar, top, arcname, os.fstat(top))
-                while stack:
-                    dfd, dname = stack.pop()
-                    try:
-                        for entry in sorted(os.listdir(dfd)):
-                            st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
-                            name = f"{dname}/{entry}"
-                            if stat.S_ISLNK(st.st_mode):
-                                info = tarfile.TarInfo(name)
-                                info.type = tarfile.SYMTYPE
-                                info.linkname = os.readlink(entry, dir_fd=dfd)
-                                info.mode, info.mtime = 0o777, int(st.st_mtime)
-                                tar.addfile(info)
-                            elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
-                                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-                                try:
-                                    fd = os.open(entry, flags, dir_fd=dfd)
-                                except OSError:  # gone, or swapped for a link meanwhile
-                                    continue
-                                add(tar, fd, name, os.fstat(fd))
-                    finally:
-                        os.close(dfd)
-        except BaseException as e:  # surfaced to the consumer below
-            errors.append(e)
+            owned[0] = True
+            add(tar, top, arcname, os.fstat(top))
+            while stack:
+                dfd, dname = stack.pop()
+                try:
+                    for entry in sorted(os.listdir(dfd)):
+                        st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+                        name = f"{dname}/{entry}"
+                        if stat.S_ISLNK(st.st_mode):
+                            info = tarfile.TarInfo(name)
+                            info.type = tarfile.SYMTYPE
+                            info.linkname = os.readlink(entry, dir_fd=dfd)
+                            info.mode, info.mtime = 0o777, int(st.st_mtime)
+                            tar.addfile(info)
+                        elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                            try:
+                                fd = os.open(entry, flags, dir_fd=dfd)
+                            except OSError:  # gone, or swapped for a link meanwhile
+                                continue
+                            add(tar, fd, name, os.fstat(fd))
+                finally:
+                    os.close(dfd)
         finally:
             for dfd, _ in stack:
                 os.close(dfd)
-            if top_fd >= 0:
-                os.close(top_fd)
 
-    thread = threading.Thread(target=produce, name="swebox-bwrap-download", daemon=True)
-    thread.start()
-    with os.fdopen(read_fd, "rb") as r:
-        while chunk := r.read(CHUNK):
-            yield chunk
-    thread.join()
-    if errors and not isinstance(errors[0], BrokenPipeError):
-        raise SandboxError(f"reading {path} in the sandbox failed: {errors[0]}")
+    try:
+        yield from produced_tar(write, f"reading {path} in the sandbox", "swebox-bwrap-download")
+    finally:
+        if not owned[0]:
+            os.close(top)
 
 
 class _RawReader(FrameReader):

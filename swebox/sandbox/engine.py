@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import DockerException
@@ -104,3 +105,18 @@ def local_names(backend: BackendName, name: str) -> list[str]:
     if backend == "podman" and not has_registry:
         return [name, f"localhost/{name}"]
     return [name]
+
+
+def find_image(backend: BackendName, name: str, url: str | None = None
+               ) -> tuple[str, dict[str, Any]] | None:
+    """(the name it is stored under, the engine's inspect record) of a local image, trying
+    each of `local_names`; None when the engine does not hold it."""
+    from docker.errors import NotFound  # ImageNotFound is a NotFound
+
+    api = connect(backend, url).api
+    for candidate in local_names(backend, name):
+        try:
+            return candidate, api.inspect_image(candidate)
+        except NotFound:
+            continue
+    return None

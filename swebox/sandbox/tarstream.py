@@ -12,7 +12,7 @@ import io
 import os
 import tarfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from swebox.errors import BadInput, SandboxError
@@ -31,28 +31,38 @@ def single_file_tar(name: str, data: bytes, mode: int = 0o644) -> bytes:
     return buf.getvalue()
 
 
-def tar_stream(src: Path, arcname: str) -> Iterator[bytes]:
-    """Stream a tar of `src` (file or directory) with its top entry named `arcname`."""
-    if not src.exists():
-        raise BadInput(f"cannot upload {src}: no such file or directory")
+def produced_tar(write: Callable[[tarfile.TarFile], None], what: str,
+                 thread_name: str = "swebox-tar") -> Iterator[bytes]:
+    """Chunks of a streamed tar that `write` fills in a producer thread, through a pipe, so
+    memory stays flat however big the tree. An error in `write` is raised to the consumer as
+    SandboxError("`what` failed: ...")."""
     read_fd, write_fd = os.pipe()
     errors: list[BaseException] = []
 
     def produce() -> None:
         try:
             with os.fdopen(write_fd, "wb") as w, tarfile.open(fileobj=w, mode="w|") as tar:
-                tar.add(str(src), arcname=arcname.lstrip("/"), recursive=True)
+                write(tar)
         except BaseException as e:  # surfaced to the consumer below
             errors.append(e)
 
-    thread = threading.Thread(target=produce, name="swebox-tar-upload", daemon=True)
+    thread = threading.Thread(target=produce, name=thread_name, daemon=True)
     thread.start()
     with os.fdopen(read_fd, "rb") as r:
         while chunk := r.read(CHUNK):
             yield chunk
     thread.join()
     if errors and not isinstance(errors[0], BrokenPipeError):
-        raise SandboxError(f"reading {src} for upload failed: {errors[0]}")
+        raise SandboxError(f"{what} failed: {errors[0]}")
+
+
+def tar_stream(src: Path, arcname: str) -> Iterator[bytes]:
+    """Stream a tar of `src` (file or directory) with its top entry named `arcname`."""
+    if not src.exists():
+        raise BadInput(f"cannot upload {src}: no such file or directory")
+    return produced_tar(
+        lambda tar: tar.add(str(src), arcname=arcname.lstrip("/"), recursive=True),
+        f"reading {src} for upload", "swebox-tar-upload")
 
 
 class IterReader(io.RawIOBase):
