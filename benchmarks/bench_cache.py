@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from swebox.cache.store import Entry, RepoCache, release
+from swebox.cache.checkout import release
+from swebox.cache.store import Entry, RepoCache
 from swebox.oci.archive import DockerArchive
 from swebox.oci.extract import extract
 from swebox.sandbox.engine import connect

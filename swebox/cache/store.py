@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
 import stat
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -39,9 +37,10 @@ from swebox.atomic import atomic_path, file_lock
 from swebox.errors import BadInput, SweboxError
 from swebox.tasks.io import dumps, loads
 
+if TYPE_CHECKING:
+    from swebox.cache.checkout import Mode, Workspace
+
 CHUNK = 1 << 20
-FICLONE = 0x40049409  # linux/fs.h: clone a whole file's extents (btrfs, xfs, bcachefs)
-Mode = Literal["auto", "reflink", "overlay", "hardlink", "copy"]
 
 
 class Entry(BaseModel):
@@ -60,12 +59,6 @@ class Stats(BaseModel):
     logical_bytes: int
     stored_bytes: int
     objects: int
-
-
-class Workspace(BaseModel):
-    path: str
-    mode: Mode
-    instance_id: str
 
 
 def _safe_id(instance_id: str) -> str:
@@ -250,140 +243,11 @@ class RepoCache:
                      logical_bytes=sum(e.size for e in entries.values()), stored_bytes=stored,
                      objects=objects)
 
-    # -- checkout ------------------------------------------------------------------------------
     def checkout(self, instance_id: str, dest: str | Path, mode: Mode = "auto") -> Workspace:
-        """A writable copy of the entry at `dest` (which must not exist or be empty).
+        """A writable workspace of the entry at `dest`; see `swebox.cache.checkout`."""
+        from swebox.cache.checkout import checkout
 
-        auto tries, in order: reflink (copy-on-write clones, where the filesystem has them),
-        an overlay mount with the entry's tree as the read-only lower layer (needs the right
-        to mount), hardlinks to the read-only objects (not as root, whom file modes do not
-        stop), and a plain copy. A write in a workspace never changes the store."""
-        entry = self.get(instance_id)
-        dest = Path(dest).absolute()
-        if dest.exists() and any(dest.iterdir()):
-            raise BadInput(f"{dest} is not empty", hint="check out into a new directory")
-        order: list[Mode] = ["reflink", "overlay", "hardlink", "copy"] if mode == "auto" \
-            else [mode]
-        last: Exception | None = None
-        for m in order:
-            if mode == "auto" and not self._may(m):
-                continue
-            try:
-                getattr(self, f"_checkout_{m}")(entry, dest)
-                return Workspace(path=str(dest), mode=m, instance_id=instance_id)
-            except (OSError, subprocess.CalledProcessError, SweboxError) as e:
-                last = e
-                release(dest)
-                if mode != "auto":
-                    raise SweboxError(f"{m} checkout of {instance_id} failed: {e}") from e
-                self._note_unusable(m)
-        raise SweboxError(f"no checkout method worked for {instance_id}: {last}")
-
-    # Methods found not to work for a cache root (no reflink on ext4, no right to mount).
-    _unusable: ClassVar[set[tuple[str, str]]] = set()
-
-    def _may(self, mode: Mode) -> bool:
-        if (str(self.root), mode) in self._unusable:
-            return False
-        if mode == "hardlink":
-            return os.geteuid() != 0
-        return True
-
-    def _note_unusable(self, mode: Mode) -> None:
-        self._unusable.add((str(self.root), mode))
-
-    def _materialize(self, entry: Entry, dest: Path, put: Any) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        listing = self.listing(entry.instance_id)
-        for rel, kind, mode, _, ref in listing:
-            out = dest / rel
-            if kind == "d":
-                out.mkdir()
-            elif kind == "l":
-                os.symlink(ref, out)
-            else:
-                put(self.object_path(ref), out, mode)
-        for rel, kind, mode, _, _ in reversed(listing):
-            if kind == "d":
-                os.chmod(dest / rel, mode | 0o700)
-
-    def _checkout_reflink(self, entry: Entry, dest: Path) -> None:
-        def clone(src: Path, out: Path, mode: int) -> None:
-            fd_in = os.open(src, os.O_RDONLY)
-            try:
-                fd_out = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode | 0o200)
-                try:
-                    fcntl.ioctl(fd_out, FICLONE, fd_in)
-                finally:
-                    os.close(fd_out)
-            finally:
-                os.close(fd_in)
-        self._materialize(entry, dest, clone)
-
-    def _checkout_hardlink(self, entry: Entry, dest: Path) -> None:
-        if os.geteuid() == 0:
-            raise SweboxError("hardlink checkouts rely on read-only file modes, which do not "
-                              "stop root", hint="use overlay or copy")
-        self._materialize(entry, dest, lambda src, out, mode: os.link(src, out))
-
-    def _checkout_copy(self, entry: Entry, dest: Path) -> None:
-        def copy(src: Path, out: Path, mode: int) -> None:
-            shutil.copyfile(src, out)
-            os.chmod(out, mode | 0o200)
-        self._materialize(entry, dest, copy)
-
-    def _checkout_overlay(self, entry: Entry, dest: Path) -> None:
-        side = _side(dest)
-        (side / "upper").mkdir(parents=True, exist_ok=True)
-        (side / "work").mkdir(exist_ok=True)
-        dest.mkdir(parents=True, exist_ok=True)
-        opts = (f"lowerdir={_escape(entry.path)},upperdir={_escape(str(side / 'upper'))},"
-                f"workdir={_escape(str(side / 'work'))}")
-        _mount_overlay(opts, dest)
-
-
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _mount_overlay(opts: str, dest: Path) -> None:
-    """mount(2) itself: a checkout is a single syscall, where `mount` would add a fork+exec
-    that costs more than the mount."""
-    import ctypes
-
-    if _libc().mount(b"overlay", os.fsencode(dest), b"overlay", 0, opts.encode()) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"overlay mount on {dest}: {os.strerror(err)}")
-
-
-def _unmount(dest: Path) -> None:
-    if _libc().umount2(os.fsencode(dest), 2) != 0:  # MNT_DETACH: a busy workspace goes too
-        subprocess.run(["umount", "-l", str(dest)], check=False, capture_output=True,
-                       timeout=30)
-
-
-def release(dest: str | Path) -> None:
-    """Remove a workspace, unmounting it first if it is an overlay."""
-    dest = Path(dest).absolute()
-    if os.path.ismount(dest):
-        _unmount(dest)
-    side = _side(dest)
-    if side.exists():
-        _rmtree(side)
-    if dest.exists() and not os.path.ismount(dest):
-        _rmtree(dest)
-
-
-def _side(dest: Path) -> Path:
-    """Where an overlay workspace keeps its upper and work dirs: beside it, hidden."""
-    return dest.parent / f".{dest.name}.swebox-overlay"
-
-
-def _escape(path: str) -> str:
-    return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
+        return checkout(self, instance_id, dest, mode)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:

@@ -116,7 +116,7 @@ def checkout(instance_id: str = typer.Argument(...), dest: Path = typer.Argument
 @app.command("release")
 def release(dest: Path = typer.Argument(...)) -> None:
     """Remove a workspace (unmounting an overlay one)."""
-    from swebox.cache.store import release as release_ws
+    from swebox.cache.checkout import release as release_ws
 
     release_ws(dest)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from swebox.cache.build import BuildOptions, build_cache
-from swebox.cache.store import RepoCache, release
+from swebox.cache.checkout import release
+from swebox.cache.store import RepoCache
 from swebox.cache.sync import sync
 from swebox.errors import BadInput, CorruptData, SweboxError
 from swebox.images.supply import push
@@ -271,7 +272,8 @@ def test_cached_workspace_at_testbed_in_an_engine_free_sandbox(built: RepoCache,
 _AS_PLAIN_USER = r"""
 import os, sys
 from pathlib import Path
-from swebox.cache.store import RepoCache, release
+from swebox.cache.checkout import release
+from swebox.cache.store import RepoCache
 cache = RepoCache(sys.argv[1])
 iid, dest = sys.argv[2], Path(sys.argv[3])
 ws = cache.checkout(iid, dest)
