@@ -23,7 +23,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel
 
-from swebox.cache.store import Entry, RepoCache, _rmtree
+from swebox.cache.store import Entry, RepoCache, rmtree
 from swebox.errors import EngineUnavailable, SandboxTimeout, SweboxError
 from swebox.oci.image import Descriptor, ImageSource
 from swebox.sandbox.models import BackendName
@@ -227,14 +227,14 @@ def cache_one(task: Task, cache: RepoCache, rules: ImageRules, opts: BuildOption
                            error=f"{type(e).__name__}: {e}",
                            seconds=round(time.monotonic() - start, 3))
     finally:
-        _rmtree(stage)
+        rmtree(stage)
 
 
 def build_cache(tasks: Iterable[Task], cache: RepoCache, rules: ImageRules | None = None,
                 opts: BuildOptions | None = None,
                 on_result: Callable[[BuildResult], None] | None = None) -> list[BuildResult]:
     """Cache every task not yet in `cache`; results in completion order."""
-    from swebox.sandbox.lifecycle import run_all
+    from swebox.jobs import run_all
 
     opts = opts or BuildOptions()
     rules = rules or ImageRules()

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from swebox.cache.store import Entry, RepoCache, _rmtree
+from swebox.cache.store import Entry, RepoCache, rmtree
 from swebox.errors import BadInput, SweboxError
 
 FICLONE = 0x40049409  # linux/fs.h: clone a whole file's extents (btrfs, xfs, bcachefs)
@@ -149,9 +149,9 @@ def release(dest: str | Path) -> None:
         _unmount(dest)
     side = _side(dest)
     if side.exists():
-        _rmtree(side)
+        rmtree(side)
     if dest.exists() and not os.path.ismount(dest):
-        _rmtree(dest)
+        rmtree(dest)
 
 
 def _side(dest: Path) -> Path:

@@ -13,7 +13,8 @@ appears (its tree renamed into entries/, then the index replaced) only when it i
 an interrupted build loses nothing already indexed and, objects being named by content, never
 stores anything twice.
 
-Entry trees are read-only views: work in a `checkout`, which gives each workspace its own
+Entry trees are read-only views: work in a checkout (`swebox.cache.checkout`, which uses this
+store; the store knows nothing of workspaces), which gives each workspace its own
 writable copy by the cheapest safe means (reflink, an overlay mount, hardlinks guarded by file
 modes, or a plain copy); a write in a workspace never reaches the store.
 """
@@ -29,16 +30,13 @@ import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from swebox.atomic import atomic_path, file_lock
 from swebox.errors import BadInput, SweboxError
 from swebox.tasks.io import dumps, loads
-
-if TYPE_CHECKING:
-    from swebox.cache.checkout import Mode, Workspace
 
 CHUNK = 1 << 20
 
@@ -138,7 +136,7 @@ class RepoCache:
                 continue
             if pid.isdigit() and int(pid) == os.getpid():
                 continue
-            _rmtree(item)
+            rmtree(item)
 
     def staging(self) -> Path:
         """A fresh staging directory, named by this process so a sweep can tell it apart."""
@@ -186,9 +184,9 @@ class RepoCache:
         self.entries_dir.mkdir(parents=True, exist_ok=True)
         final = self.entries_dir / iid
         if final.exists():  # a stale tree of an entry being rebuilt
-            _rmtree(final)
+            rmtree(final)
         os.rename(tree_dir, final)
-        _rmtree(stage)
+        rmtree(stage)
         self.add_to_index(entry)
         return entry
 
@@ -243,12 +241,6 @@ class RepoCache:
                      logical_bytes=sum(e.size for e in entries.values()), stored_bytes=stored,
                      objects=objects)
 
-    def checkout(self, instance_id: str, dest: str | Path, mode: Mode = "auto") -> Workspace:
-        """A writable workspace of the entry at `dest`; see `swebox.cache.checkout`."""
-        from swebox.cache.checkout import checkout
-
-        return checkout(self, instance_id, dest, mode)
-
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """Every path under `root` (relative, parents first), never following symlinks."""
@@ -264,7 +256,7 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                     stack.append(sub)
 
 
-def _rmtree(path: Path) -> None:
+def rmtree(path: Path) -> None:
     """rm -rf that also handles read-only directories (entry trees restore modes)."""
     def fix(func: Any, p: str, _exc: Any) -> None:
         with contextlib.suppress(OSError):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from swebox.cache.store import Entry, RepoCache, _rmtree
+from swebox.cache.store import Entry, RepoCache, rmtree
 from swebox.errors import BadInput, CorruptData
 from swebox.images import stores
 from swebox.tasks.io import dumps, loads
@@ -154,12 +154,12 @@ def pull(remote: str, cache: RepoCache, *, endpoint: str | None = None,
             os.replace(stage / "listing.json", cache.trees / f"{iid}.json")
             final = cache.entries_dir / iid
             if final.exists():
-                _rmtree(final)
+                rmtree(final)
             cache.entries_dir.mkdir(parents=True, exist_ok=True)
             os.rename(stage / "tree", final)
             cache.add_to_index(entry)
         finally:
-            _rmtree(stage)
+            rmtree(stage)
         report.entries += 1
         if on_entry is not None:
             on_entry(iid)

@@ -103,13 +103,14 @@ def checkout(instance_id: str = typer.Argument(...), dest: Path = typer.Argument
              mode: str = typer.Option("auto", "--mode", help="auto, reflink, overlay, "
                                       "hardlink or copy.")) -> None:
     """A writable workspace of one entry; `swebox cache release DEST` removes it."""
+    from swebox.cache.checkout import checkout as check_out
     from swebox.cache.store import RepoCache
     from swebox.errors import BadInput
 
     if mode not in ("auto", "reflink", "overlay", "hardlink", "copy"):
         raise BadInput(f"unknown --mode {mode!r}",
                        hint="use auto, reflink, overlay, hardlink or copy")
-    ws = RepoCache(cache_dir).checkout(instance_id, dest, mode)  # type: ignore[arg-type]
+    ws = check_out(RepoCache(cache_dir), instance_id, dest, mode)  # type: ignore[arg-type]
     out_console.print(f"{ws.path} ({ws.mode})")
 
 

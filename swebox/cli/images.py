@@ -66,7 +66,7 @@ def fetch(tasks: Path = TASKS, rules: Path = RULES, backend: str = BACKEND,
     from swebox.errors import BadInput, SweboxError
     from swebox.images import supply
     from swebox.images.budget import parse_size
-    from swebox.sandbox.lifecycle import run_all
+    from swebox.jobs import run_all
     from swebox.sandbox.models import make_config
     from swebox.tasks.resolver import load_rules
 
@@ -165,7 +165,7 @@ def build(tasks: Path = TASKS, recipe: Path = typer.Option(..., "--recipe", help
     """Prebuild the derived image of every task image (reused when its tag exists)."""
     from swebox.errors import SweboxError
     from swebox.images.derive import Derived, derive, load_recipe
-    from swebox.sandbox.lifecycle import run_all
+    from swebox.jobs import run_all
     from swebox.sandbox.models import make_config
     from swebox.tasks.resolver import load_rules
 

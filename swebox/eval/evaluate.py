@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from swebox.eval.predictions import Prediction
 from swebox.grading.grader import GradeOptions, Verdict, grade
 from swebox.grading.rules import PASSING
-from swebox.sandbox.lifecycle import run_all
+from swebox.jobs import run_all
 from swebox.tasks.io import Reject, atomic_text, dumps
 from swebox.tasks.model import Task
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from swebox.grading.grader import GradeOptions, Verdict, grade
-from swebox.sandbox.lifecycle import run_all
+from swebox.jobs import run_all
 from swebox.tasks.io import atomic_text
 from swebox.tasks.model import Task
 

@@ -10,10 +10,10 @@ from pydantic import BaseModel
 
 from swebox.errors import SweboxError
 from swebox.grading.parsers import parse_pytest
+from swebox.jobs import run_all
 from swebox.samples import SampleTask
 from swebox.samples.builder import build
 from swebox.sandbox import start_sandbox
-from swebox.sandbox.lifecycle import run_all
 from swebox.sandbox.models import BackendName
 
 PASSING = ("PASSED", "XFAIL")

@@ -17,10 +17,8 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from docker.errors import APIError, NotFound
 
@@ -32,8 +30,6 @@ if TYPE_CHECKING:
 
     from swebox.sandbox.base import Sandbox
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 L_OWNER = "swebox.owner"
 L_OWNER_START = "swebox.owner_start"
@@ -110,26 +106,6 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
-
-
-def run_all(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """`fn` over `items` in a thread pool, yielding results as they finish. On an error or
-    Ctrl-C nothing new starts and every open sandbox of this process is closed, so running
-    jobs end at once instead of finishing their work first."""
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        futures = [pool.submit(fn, item) for item in items]
-        for fut in as_completed(futures):
-            yield fut.result()
-    except GeneratorExit:  # the caller stopped early: no need to tear sandboxes down
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        close_all()
-        raise
-    finally:
-        pool.shutdown()
 
 
 def install_signal_cleanup() -> None:

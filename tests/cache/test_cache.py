@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from swebox.cache.build import BuildOptions, build_cache
-from swebox.cache.checkout import release
+from swebox.cache.checkout import checkout, release
 from swebox.cache.store import RepoCache
 from swebox.cache.sync import sync
 from swebox.errors import BadInput, CorruptData, SweboxError
@@ -117,8 +117,8 @@ def test_checkouts_are_private_and_never_touch_the_store(built: RepoCache, tasks
                                                          tmp_path: Path, mode: str) -> None:
     iid = tasks[0].instance_id
     before = _listing(built, iid)
-    a = built.checkout(iid, tmp_path / "a", mode)  # type: ignore[arg-type]
-    b = built.checkout(iid, tmp_path / "b", mode)  # type: ignore[arg-type]
+    a = checkout(built, iid, tmp_path / "a", mode)  # type: ignore[arg-type]
+    b = checkout(built, iid, tmp_path / "b", mode)  # type: ignore[arg-type]
     try:
         assert a.mode == mode
         victim = next(p for p, k, _ in before if k == "f" and not p.startswith(".git/"))
@@ -142,21 +142,21 @@ def test_checkouts_are_private_and_never_touch_the_store(built: RepoCache, tasks
 
 def test_auto_checkout_and_bad_input(built: RepoCache, tasks: list[Task],
                                      tmp_path: Path) -> None:
-    ws = built.checkout(tasks[0].instance_id, tmp_path / "w")
+    ws = checkout(built, tasks[0].instance_id, tmp_path / "w")
     try:
         assert ws.mode in ("reflink", "overlay", "copy")
     finally:
         release(ws.path)
     with pytest.raises(BadInput, match="not in the cache"):
-        built.checkout("nope", tmp_path / "x")
+        checkout(built, "nope", tmp_path / "x")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "f").write_text("x")
     with pytest.raises(BadInput, match="not empty"):
-        built.checkout(tasks[0].instance_id, tmp_path / "full")
+        checkout(built, tasks[0].instance_id, tmp_path / "full")
     with pytest.raises(SweboxError, match="root"):
         if os.geteuid() != 0:
             raise SweboxError("not root: hardlink mode is allowed here")
-        built.checkout(tasks[0].instance_id, tmp_path / "h", "hardlink")
+        checkout(built, tasks[0].instance_id, tmp_path / "h", "hardlink")
 
 
 def test_kill_9_mid_build_then_resume(tasks: list[Task], tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_sync_push_pull_resume(built: RepoCache, tmp_path: Path, s3_endpoint: st
         assert _listing(copy, iid) == _listing(built, iid)
         assert copy.get(iid).path == str(local / "entries" / iid)
     assert sync(remote, str(local), endpoint=s3_endpoint).entries == 0
-    ws = copy.checkout(next(iter(built.index())), tmp_path / "ws", "copy")
+    ws = checkout(copy, next(iter(built.index())), tmp_path / "ws", "copy")
     release(ws.path)
 
 
@@ -272,11 +272,11 @@ def test_cached_workspace_at_testbed_in_an_engine_free_sandbox(built: RepoCache,
 _AS_PLAIN_USER = r"""
 import os, sys
 from pathlib import Path
-from swebox.cache.checkout import release
+from swebox.cache.checkout import checkout, release
 from swebox.cache.store import RepoCache
 cache = RepoCache(sys.argv[1])
 iid, dest = sys.argv[2], Path(sys.argv[3])
-ws = cache.checkout(iid, dest)
+ws = checkout(cache, iid, dest)
 print(ws.mode)
 victim = dest / sys.argv[4]
 try:
@@ -350,8 +350,8 @@ def test_reflink_checkout_where_the_filesystem_clones(tasks: list[Task],
     build_cache(tasks[:1], cache, opts=BuildOptions(engine="docker"))
     iid = tasks[0].instance_id
     before = _listing(cache, iid)
-    a = cache.checkout(iid, reflink_dir / "a")
-    b = cache.checkout(iid, reflink_dir / "b")
+    a = checkout(cache, iid, reflink_dir / "a")
+    b = checkout(cache, iid, reflink_dir / "b")
     assert a.mode == b.mode == "reflink"  # auto tries clones first
     victim = next(p for p, k, _ in before if k == "f" and p.endswith(".py"))
     with open(Path(a.path) / victim, "a") as f:
