@@ -70,6 +70,20 @@ for image in "$BASE_IMAGE" "$BUSYBOX_IMAGE"; do
   fi
 done
 
+# Oracles and peers in venvs of their own, built once and reused: the official SWE-bench harness
+# (4.1.0 builds the v4 eval scripts offline; 5.0.2 grades rows that carry their eval_script).
+VENVS=${SWEBOX_VENVS:-/opt/swebox/venvs}
+for pkg in swebench==4.1.0 swebench==5.0.2; do
+  venv="$VENVS/${pkg/==/-}"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import swebench" >/dev/null 2>&1; then
+    say "building $venv"
+    rm -rf "$venv"; mkdir -p "$VENVS"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$pkg" >"$log_dir/venv-${pkg/==/-}.log" 2>&1 \
+      || { tail -n 30 "$log_dir/venv-${pkg/==/-}.log"; exit 1; }
+  fi
+done
+
 # Always: a no-op in seconds when everything is there, and it picks up new dependencies.
 say "installing swebox[dev] from $here"
 python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }

@@ -23,7 +23,9 @@ app = typer.Typer(
     add_completion=False,
 )
 err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+# Piped into another program, a table must not cut values with "…" to fit 80 columns (a
+# `| grep` would miss them): full width then; a terminal keeps its own width.
+out_console = Console(highlight=False, width=None if sys.stdout.isatty() else 10_000)
 _state = {"debug": False}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -12,6 +13,9 @@ from rich.table import Table
 from swebox.cli import err_console, out_console
 from swebox.tasks.model import Task
 
+if TYPE_CHECKING:
+    from swebox.grading.grader import GradeOptions
+
 app = typer.Typer(help="Grade predictions against tasks; parse test logs.",
                   invoke_without_command=True, no_args_is_help=False)
 
@@ -19,6 +23,19 @@ BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwra
                        "engine: needs root and bubblewrap).")
 WORKERS = typer.Option(2, "--workers", "-w", min=1, help="Instances graded in parallel.")
 TIMEOUT = typer.Option(1800.0, "--timeout", help="Seconds per test run.")
+TEST_COMMAND = typer.Option(None, "--test-command", help="Run this test command for every "
+                            "task instead of the dataset's spec (see `swebox tasks show`).")
+RULES = typer.Option(None, "--rules", help="Rules TOML: [[tests]] entries override the test "
+                     "command, parser or set-up per repo or instance id.")
+
+
+def _grade_options(backend: str, timeout: float, test_command: str | None,
+                   rules: Path | None) -> GradeOptions:
+    from swebox.grading.grader import GradeOptions
+    from swebox.tasks.resolver import load_rules
+
+    return GradeOptions(backend=backend, timeout=timeout, test_command=test_command,
+                        rules=load_rules(rules).tests)
 
 
 def _progress() -> Progress:
@@ -60,6 +77,7 @@ def eval_(
     run_id: str = typer.Option(None, "--run-id", "-r", help="Run name; reuse it to resume."),
     out: Path = typer.Option(Path("swebox-runs"), "--out", "-o", help="Output directory."),
     workers: int = WORKERS, backend: str = BACKEND, timeout: float = TIMEOUT,
+    test_command: str = TEST_COMMAND, rules: Path = RULES,
 ) -> None:
     """Grade predictions: per-instance reports and logs, a summary, resolved rate per repo."""
     if ctx.invoked_subcommand:
@@ -67,7 +85,6 @@ def eval_(
     from swebox.errors import BadInput
     from swebox.eval.evaluate import evaluate
     from swebox.eval.predictions import load_predictions
-    from swebox.grading.grader import GradeOptions
 
     if predictions is None:
         raise BadInput("no predictions given", hint="swebox eval --tasks T --predictions P")
@@ -77,7 +94,7 @@ def eval_(
         bar = progress.add_task(f"grading ({run_id})", total=None)
         report = evaluate(
             task_map, load_predictions(predictions), run_id=run_id, out=out, workers=workers,
-            opts=GradeOptions(backend=backend, timeout=timeout),
+            opts=_grade_options(backend, timeout, test_command, rules),
             on_start=lambda n: progress.update(bar, total=n),
             on_done=lambda v: progress.advance(bar))
     table = Table("repository", "submitted", "resolved", "rate")
@@ -103,12 +120,15 @@ def validate(
     runs: int = typer.Option(1, "--runs", "-k", min=1, help="Repetitions of each check."),
     out: Path = typer.Option(Path("swebox-validate"), "--out", "-o", help="Output directory."),
     workers: int = WORKERS, backend: str = BACKEND, timeout: float = TIMEOUT,
+    test_command: str = TEST_COMMAND, rules: Path = RULES,
 ) -> None:
-    """Check tasks: the gold patch resolves, an empty patch does not (K times each), flaky
-    tests reported; writes valid_ids.txt, validation_report.json and a log per task."""
+    """Check that each task's gold patch resolves it and an empty patch does not.
+
+    Each check runs K times; tests whose result changes between runs are reported as flaky.
+
+    Writes valid_ids.txt, validation_report.json and a log per task."""
     from swebox.eval.validate import TaskValidation
     from swebox.eval.validate import validate as run
-    from swebox.grading.grader import GradeOptions
 
     task_list = _load_tasks(tasks, build_samples=tasks is None)
     with _progress() as progress:
@@ -118,7 +138,7 @@ def validate(
             progress.advance(bar)
 
         results = run(task_list, runs=runs, out=out, workers=workers,
-                      opts=GradeOptions(backend=backend, timeout=timeout), on_done=done)
+                      opts=_grade_options(backend, timeout, test_command, rules), on_done=done)
     table = Table("task", "gold", "empty", "gold applied by", "flaky", "valid",
                   title=f"validation: runs resolved, of {runs} each")
     for r in results:

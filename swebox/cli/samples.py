@@ -15,10 +15,19 @@ BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwra
 
 
 @app.command("list")
-def list_(names: list[str] = NAMES) -> None:
+def list_(names: list[str] = NAMES,
+          json_out: bool = typer.Option(False, "--json", help="Print JSON lines.")) -> None:
     """List the sample tasks and their image names."""
+    import json
+
     from swebox.samples import load_tasks
 
+    if json_out:
+        for t in load_tasks(names):
+            print(json.dumps({"task": t.name, "instance_id": t.instance_id, "image": t.image,
+                              "fail_to_pass": len(t.fail_to_pass),
+                              "pass_to_pass": len(t.pass_to_pass)}))
+        return
     table = Table("task", "instance_id", "image", "F2P", "P2P")
     for t in load_tasks(names):
         table.add_row(t.name, t.instance_id, t.image, str(len(t.fail_to_pass)),

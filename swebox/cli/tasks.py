@@ -22,7 +22,8 @@ FROM = typer.Option(None, "--from", "-f", help="Force the input format (default:
 HF = typer.Option(None, "--hf", help="Read a Hugging Face dataset (needs `datasets`).")
 SPLIT = typer.Option("train", "--split", help="Dataset split (with --hf; and the split "
                      "name written by rllm/skyrl exports).")
-RULES = typer.Option(None, "--rules", help="Image rules TOML (namespaces, rewrite rules).")
+RULES = typer.Option(None, "--rules", help="Rules TOML (image namespaces and rewrite rules, "
+                     "[[tests]] overrides).")
 R2E_ID = typer.Option("{repo_name}__{commit_hash:.12}", "--r2e-id",
                       help="How R2E rows' instance ids are derived (a format string).")
 
@@ -96,28 +97,33 @@ def show(instance_id: str = typer.Argument(..., help="The task's instance_id."),
          src: Path = typer.Option(None, "--tasks", "-i", help="Task file."),
          fmt_in: str = FROM, hf: str = HF, split: str = SPLIT, rules: Path = RULES,
          r2e_id: str = R2E_ID) -> None:
-    """Print one task as JSON (swebox form)."""
+    """Print one task as JSON (swebox form), with the test spec grading will use."""
     from swebox.tasks.convert import find_task
+    from swebox.tasks.specs import resolve_spec
 
-    items, _ = _source(src, fmt_in, hf, split, rules, r2e_id)
-    print(json.dumps(find_task(items, instance_id).to_json_dict(), indent=2,
-                     ensure_ascii=False))
+    items, image_rules = _source(src, fmt_in, hf, split, rules, r2e_id)
+    task = find_task(items, instance_id)
+    spec = resolve_spec(task, image_rules.tests)
+    data = task.to_json_dict()
+    data["test_spec"] = spec.model_dump(mode="json", exclude_defaults=True) if spec else None
+    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @app.command("stats")
 def stats(src: Path = SRC, fmt_in: str = FROM, hf: str = HF, split: str = SPLIT,
+          rules: Path = RULES,
           json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Counts by repository and source, and missing fields."""
+    """Counts by repository, source and test spec, and missing fields."""
     from swebox.tasks.convert import stats as compute
 
-    items, _ = _source(src, fmt_in, hf, split, None)
-    result = compute(items)
+    items, image_rules = _source(src, fmt_in, hf, split, rules)
+    result = compute(items, image_rules.tests)
     if json_out:
         print(json.dumps(result, indent=2))
         return
     out_console.print(f"{result['tasks']} tasks, {result['rejected']} rejected rows")
     for title, key in (("repository", "by_repo"), ("source", "by_source"),
-                       ("missing field", "missing")):
+                       ("test spec", "by_spec"), ("missing field", "missing")):
         table = Table(title, "tasks")
         for name, n in result[key].items():
             table.add_row(name, str(n))

@@ -3,14 +3,18 @@
 1. A fresh sandbox starts from the task image: never the agent's sandbox.
 2. The candidate patch is applied (the method that worked is recorded; a patch that applies
    with no method is `patch_failed`, a wrong patch, not an infrastructure failure).
-3. Only then do the hidden tests arrive: files the test patch touches are reset to the base
-   commit (so the candidate cannot pre-empt them) and the test patch is applied.
-4. The test command runs with the runner's exit code captured. Statuses are read from a JUnit
-   XML file at a path chosen for this run (pytest gets it through PYTEST_ADDOPTS) or, failing
-   that, from the output between two markers made of a random per-run token. Text a patch
-   prints (forged `PASSED` lines, fake markers) is outside those places. Code of the patch runs
-   inside the test process, so this stops forged output, not a patch that rewrites the runner.
-5. The dataset family's rule judges (swebox.grading.rules). Timeouts, the OOM killer, engine
+3. Test infrastructure the patch touched (test files, conftest.py, pytest/tox configuration,
+   sitecustomize/usercustomize, .pth files, R2E's tests) goes back to the base commit
+   (swebox.grading.tamper); the verdict lists it and sets `tampering_suspected`.
+4. Only then do the hidden tests arrive: files the test patch touches are reset to the base
+   commit (so the candidate cannot pre-empt them) and the test patch is applied (a row's own
+   script applies it itself; Multi-SWE-bench's fix-run.sh gets the cleaned patch as its
+   /home/fix.patch on a base tree).
+5. The task's `TestSpec` (swebox.tasks.specs: the family's command, set-up, parser) runs, framed
+   by random per-run markers (swebox.grading.runscript). Statuses come from a JUnit XML file at
+   a per-run path (pytest gets it through PYTEST_ADDOPTS) or from between the markers; text a
+   patch prints is outside those places.
+6. The dataset family's rule judges (swebox.grading.rules). Timeouts, the OOM killer, engine
    errors and runs that collected no tests are `infra_failure`, kept apart from a wrong patch.
 """
 
@@ -25,8 +29,11 @@ from pydantic import BaseModel
 from swebox.errors import BadInput, SweboxError
 from swebox.grading.parsers import align_truncated_ids, parse_log
 from swebox.grading.rules import judge, rule_for
+from swebox.grading.runscript import between, test_program
+from swebox.grading.tamper import revert_infrastructure
 from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
+from swebox.tasks.specs import TestRule, TestSpec, resolve_spec
 
 _DIFF_PATHS = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
 _PYTEST = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)\b")
@@ -48,14 +55,20 @@ class Verdict(BaseModel):
     infra_failure: str | None = None
     note: str | None = None
     duration: float = 0.0
+    spec_source: str | None = None  # which rule chose the test command (swebox.tasks.specs)
+    default_command: bool = False  # the command was a documented default, not the dataset's
+    reverted: list[str] = []  # test infrastructure the patch touched, put back to the base
+    tampering_suspected: bool = False
 
 
 class GradeOptions(BaseModel):
     backend: str = "docker"
     timeout: float = 1800.0
-    log_format: str | None = None  # default: pytest (JUnit XML when pytest runs)
+    log_format: str | None = None  # default: the spec's parser
     memory: str | None = None
     cpus: float | None = None
+    test_command: str | None = None  # overrides every spec (`--test-command`)
+    rules: list[TestRule] = []  # `[[tests]]` of the rules TOML
 
 
 def patch_paths(patch: str) -> list[str]:
@@ -88,46 +101,66 @@ def grade(task: Task, patch: str, opts: GradeOptions | None = None) -> tuple[Ver
         limits = {k: v for k, v in (("memory", opts.memory), ("cpus", opts.cpus)) if v}
         if not task.run_image:
             raise SweboxError(f"task {task.instance_id} names no image")
-        if not task.test_command:
-            raise SweboxError(f"task {task.instance_id} has no test command")
+        spec = resolve_spec(task, opts.rules, opts.test_command)
+        if spec is None:
+            raise SweboxError(
+                f"task {task.instance_id} has no test command: swebox knows no spec for "
+                f"{task.repo or 'its repository'} in {task.language}",
+                hint="pass --test-command, or add a [[tests]] rule to the rules TOML")
+        verdict.spec_source, verdict.default_command = spec.source, spec.default
         with start_sandbox(task.run_image, backend=opts.backend, workdir=task.workdir,
                            task_id=task.instance_id, base_commit=task.base_commit or None,
                            lease=opts.timeout + 600, limits=limits) as sb:
-            log = _run(sb, task, patch, opts, verdict)
+            log = _run(sb, task, spec, patch, opts, verdict)
     except SweboxError as e:
         verdict.infra_failure = f"{type(e).__name__}: {e}"
     verdict.duration = round(time.monotonic() - start, 3)
     return verdict, log
 
 
-def _run(sb: Sandbox, task: Task, patch: str, opts: GradeOptions, verdict: Verdict) -> str:
+def _run(sb: Sandbox, task: Task, spec: TestSpec, patch: str, opts: GradeOptions,
+         verdict: Verdict) -> str:
+    wd = spec.cwd or task.workdir
     if not verdict.empty_patch:
-        applied = sb.apply_patch(patch)
+        applied = sb.apply_patch(patch, cwd=wd)
         verdict.patch_applied, verdict.apply_method = applied.applied, applied.method
         if not applied.applied:
             verdict.note = "patch_failed: no apply method could apply the patch"
             return applied.output
-    if task.test_patch:
+        verdict.reverted = revert_infrastructure(sb, task.base_commit, patch_paths(patch), wd)
+        verdict.tampering_suspected = bool(verdict.reverted)
+    if spec.patch_file:  # the image's script applies the patches itself, onto a base tree
+        cleaned = sb.diff(cwd=wd) if not verdict.empty_patch else ""
+        sb.write_file(spec.patch_file, cleaned)
+        if task.base_commit:
+            sb.exec(["/bin/sh", "-c", "git checkout -q -f \"$1\" -- . && git clean -fdq",
+                     "swebox-base", task.base_commit], timeout=300, cwd=wd)
+    elif task.test_patch:
         files = patch_paths(task.test_patch)
         if task.base_commit and files:
             sb.exec(["/bin/sh", "-c", _RESET, "swebox-reset", task.base_commit, *files],
-                    timeout=120)
-        hidden = sb.apply_patch(task.test_patch)
-        if not hidden.applied:
-            verdict.infra_failure = "the task's test patch did not apply"
-            return hidden.output
+                    timeout=120, cwd=wd)
+        if not spec.script:  # a row's own eval script applies its test patch itself
+            hidden = sb.apply_patch(task.test_patch, cwd=wd)
+            if not hidden.applied:
+                verdict.infra_failure = "the task's test patch did not apply"
+                return hidden.output
     token = secrets.token_hex(12)
-    begin, end = f"SWEBOX-BEGIN-{token}", f"SWEBOX-END-{token}"
     junit = f"/tmp/.swebox-{token}.xml"
-    command = task.test_command or ""
+    program = test_program(spec, token, task.workdir)
+    parser = opts.log_format or spec.parser
     # JUnit XML for pytest runs; R2E's keys (`Class.test`) are judged from the text log, as
     # R2E's own harness does, since XML class names cannot be mapped onto them reliably.
-    uses_pytest = _PYTEST.search(command) is not None and rule_for(task) != "r2e"
-    env = {"PYTEST_ADDOPTS": f"--junitxml={junit}"} if uses_pytest else None
-    script = f"echo {begin}; {command}\nrc=$?; echo; echo {end} $rc"
-    res = sb.exec(script, timeout=opts.timeout, cwd=task.workdir, env=env)
+    uses_pytest = (parser == "pytest" and rule_for(task) != "r2e"
+                   and (spec.runs_script or _PYTEST.search(spec.command) is not None))
+    env = {"PYTHONNOUSERSITE": "1"}
+    if uses_pytest:
+        env["PYTEST_ADDOPTS"] = f"--junitxml={junit}"
+    res = sb.exec(["/bin/sh", "-c", 'if command -v bash >/dev/null 2>&1; then exec bash -c "$1"'
+                   '; else exec sh -c "$1"; fi', "swebox-test", program],
+                  timeout=opts.timeout, cwd=task.workdir, env=env)
     verdict.test_duration = round(res.duration, 3)
-    section, rc = _between(res.output, begin, end)
+    section, rc = between(res.output, token)
     verdict.test_exit_code = rc
     statuses: dict[str, str] = {}
     if uses_pytest:
@@ -136,11 +169,11 @@ def _run(sb: Sandbox, task: Task, patch: str, opts: GradeOptions, verdict: Verdi
     if not statuses:
         # Datasets built with whitespace-splitting parsers store ids cut at a space: map the
         # full ids onto those so an expected test is not reported missing.
-        statuses = align_truncated_ids(parse_log(opts.log_format or "pytest", section),
-                                       _known_ids(task))
+        statuses = align_truncated_ids(parse_log(parser, section), _known_ids(task))
         verdict.source = "log"
     verdict.statuses = statuses
-    judged = judge(task, statuses)
+    judged = judge(task, statuses, missing_passes=spec.missing_passes,
+                   fail_only=spec.eval_type == "fail_only")
     verdict.rule, verdict.partial = judged.rule, round(judged.partial, 4)
     verdict.mismatched, verdict.note = judged.mismatched, judged.note
     verdict.resolved = judged.resolved
@@ -153,16 +186,6 @@ def _run(sb: Sandbox, task: Task, patch: str, opts: GradeOptions, verdict: Verdi
     if verdict.infra_failure:
         verdict.resolved = False
     return res.output
-
-
-def _between(output: str, begin: str, end: str) -> tuple[str, int | None]:
-    """The runner's output between this run's markers, and its exit code from the end marker."""
-    i = output.find(begin + "\n")
-    j = output.rfind("\n" + end + " ")
-    if i < 0 or j < 0 or j < i:
-        return output, None
-    tail = output[j + len(end) + 2:].split("\n", 1)[0].strip()
-    return output[i + len(begin) + 1 : j], int(tail) if tail.lstrip("-").isdigit() else None
 
 
 def _junit(sb: Sandbox, path: str, task: Task) -> dict[str, str]:

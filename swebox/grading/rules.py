@@ -48,19 +48,32 @@ def rule_for(task: Task) -> str:
     return "swebench"
 
 
-def judge(task: Task, statuses: dict[str, str]) -> Judgement:
+def judge(task: Task, statuses: dict[str, str], *, missing_passes: bool = False,
+          fail_only: bool = False) -> Judgement:
+    """The family's rule over `statuses`. `missing_passes`: a listed test absent from the log
+    passed (SWE-smith). `fail_only`: only a FAILED status fails (SWE-bench 5's eval_type)."""
     rule = rule_for(task)
     if rule == "r2e":
         return _r2e(task.expected_output or {}, statuses)
-    return _lists(rule, task.fail_to_pass + task.pass_to_pass, statuses)
+    return _lists(rule, task.fail_to_pass + task.pass_to_pass, statuses,
+                  missing_passes=missing_passes, fail_only=fail_only)
 
 
-def _lists(rule: str, expected: list[str], statuses: dict[str, str]) -> Judgement:
+def _failed(status: str | None, missing_passes: bool, fail_only: bool) -> bool:
+    if fail_only:
+        return status == "FAILED"
+    if status is None:
+        return not missing_passes
+    return status not in PASSING
+
+
+def _lists(rule: str, expected: list[str], statuses: dict[str, str], *,
+           missing_passes: bool = False, fail_only: bool = False) -> Judgement:
     if not expected:
         return Judgement(rule=rule, resolved=False, partial=0.0, expected=0, matched=0,
                          note="the task lists no FAIL_TO_PASS or PASS_TO_PASS tests")
     bad = {t: statuses.get(t, MISSING) for t in dict.fromkeys(expected)
-           if statuses.get(t) not in PASSING}
+           if _failed(statuses.get(t), missing_passes, fail_only)}
     total = len(dict.fromkeys(expected))
     return Judgement(rule=rule, resolved=not bad, partial=(total - len(bad)) / total,
                      expected=total, matched=total - len(bad), mismatched=bad)

@@ -21,6 +21,7 @@ from swebox.tasks.io import Reject, atomic_text
 from swebox.tasks.model import Task
 from swebox.tasks.readers import ReadOptions, read_hf, read_tasks
 from swebox.tasks.resolver import ImageRules
+from swebox.tasks.specs import TestRule, resolve_spec
 from swebox.tasks.writers import WRITERS, WriteOptions, write_tasks
 
 
@@ -144,14 +145,15 @@ def find_task(items: Iterator[Task | Reject], instance_id: str) -> Task:
                    hint="list ids with `swebox tasks stats` or `swebox tasks images`")
 
 
-_CHECKED = ("repo", "base_commit", "problem_statement", "image", "gold_patch", "test_patch",
-            "test_command")
+_CHECKED = ("repo", "base_commit", "problem_statement", "image", "gold_patch", "test_patch")
 
 
-def stats(items: Iterator[Task | Reject]) -> dict[str, Any]:
-    """Counts by repository and source format, and how many tasks miss each field."""
+def stats(items: Iterator[Task | Reject], tests: list[TestRule] | None = None) -> dict[str, Any]:
+    """Counts by repository, source format and test spec (which rule decides each task's test
+    command), and how many tasks miss each field; "test spec" counts tasks with none."""
     by_repo: Counter[str] = Counter()
     by_source: Counter[str] = Counter()
+    by_spec: Counter[str] = Counter()
     missing: Counter[str] = Counter()
     total = rejected = 0
     for item in items:
@@ -166,8 +168,14 @@ def stats(items: Iterator[Task | Reject]) -> dict[str, Any]:
                 missing[field] += 1
         if not (item.fail_to_pass or item.pass_to_pass or item.expected_output):
             missing["expected outcomes"] += 1
+        spec = resolve_spec(item, tests)
+        if spec is None:
+            missing["test spec"] += 1
+        else:
+            by_spec[spec.source + (" (default)" if spec.default else "")] += 1
     return {"tasks": total, "rejected": rejected, "by_repo": dict(by_repo.most_common()),
-            "by_source": dict(by_source.most_common()), "missing": dict(missing.most_common())}
+            "by_source": dict(by_source.most_common()), "by_spec": dict(by_spec.most_common()),
+            "missing": dict(missing.most_common())}
 
 
 def image_rows(items: Iterator[Task | Reject], rules: ImageRules) -> Iterator[dict[str, Any]]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swebox.errors import BadInput
 from swebox.images.reference import ImageRef
+from swebox.tasks.specs.model import TestRule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,6 +64,9 @@ class ImageRules(BaseModel):
     mirrors: dict[str, list[str]] = Field(
         default_factory=dict, description="registry -> mirrors tried first, in order, e.g. "
         "{'docker.io': ['mirror.internal:5000']}; a mirror may carry a path prefix")
+    tests: list[TestRule] = Field(
+        default_factory=list, description="[[tests]]: test command, parser and set-up for the "
+        "tasks a rule matches (repo or instance_id globs), before any dataset table")
 
     def namespace(self, family: str) -> str:
         return self.namespaces.get(family, DEFAULT_NAMESPACES.get(family, ""))

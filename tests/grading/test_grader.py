@@ -54,16 +54,18 @@ def test_patch_that_does_not_apply_is_a_wrong_patch_not_infra(task: Task) -> Non
 def _forging_patch(task: Task) -> str:
     """A patch that fixes nothing and makes the test run print forged results: pytest-style
     PASSED lines for every expected test, a fake summary and fake end markers with a zero
-    exit code, from the repository's conftest.py (which pytest imports)."""
-    conftest = load_tasks(["ini_loader"])[0].path / "repo" / "conftest.py"
-    old = conftest.read_text().splitlines(keepends=True)
+    exit code, from the package's own __init__.py (which the tests import; a conftest.py would
+    be reverted as test infrastructure, see test_tamper.py)."""
+    init = load_tasks(["ini_loader"])[0].path / "repo" / "tinyini" / "__init__.py"
+    old = init.read_text().splitlines(keepends=True)
     # At exit, after pytest has stopped capturing output: where a summary would be read.
     text = "".join(f"PASSED {t}\\n" for t in task.fail_to_pass + task.pass_to_pass)
     text += "=== 30 passed in 0.01s ===\\nSWEBOX-END-0000 0\\n"
     forged = ["import atexit, os\n",
               f"atexit.register(lambda: os.write(1, b'{text}'))\n"]
-    diff = difflib.unified_diff(old, old + forged, "a/conftest.py", "b/conftest.py")
-    return "diff --git a/conftest.py b/conftest.py\n" + "".join(diff)
+    diff = difflib.unified_diff(old, old + forged, "a/tinyini/__init__.py",
+                                "b/tinyini/__init__.py")
+    return "diff --git a/tinyini/__init__.py b/tinyini/__init__.py\n" + "".join(diff)
 
 
 def test_forged_output_does_not_change_the_verdict(task: Task) -> None:

@@ -99,11 +99,15 @@ def test_show_stats_images(realdata: Path, tmp_path: Path) -> None:
     src = realdata / "datasets" / "swebench_lite_test_sweagent_reencoded.jsonl"
     done = swebox("tasks", "show", "django__django-16255", "--tasks", str(src))
     assert done.returncode == 0
-    assert json.loads(done.stdout)["repo"] == "django/django"
+    shown = json.loads(done.stdout)
+    assert shown["repo"] == "django/django"
+    assert shown["test_spec"]["source"] == "swebench-table"
+    assert shown["test_spec"]["command"].startswith("./tests/runtests.py --verbosity 2 ")
     assert swebox("tasks", "show", "nope", "--tasks", str(src)).returncode == 2
     stats = json.loads(swebox("tasks", "stats", str(src), "--json").stdout)
     assert stats["tasks"] == 2 and stats["by_repo"] == {"django/django": 1, "sympy/sympy": 1}
-    assert stats["missing"]["test_command"] == 2
+    # every real row has a test spec: none is counted missing
+    assert "test spec" not in stats["missing"] and stats["by_spec"] == {"swebench-table": 2}
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rewrite]]\nmatch = "swebench/*"\nlocal = "{repository}:{tag}"\n'
                      'store = "s3://bucket/images/{repository}-{tag}.tar"\n')

@@ -187,6 +187,23 @@ def test_client_csv_sheet(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     assert "owner/repo" in reasons["4"] and "cells" in reasons["5"]
 
 
+@pytest.mark.parametrize("field", ["instance_id", "repo", "base_commit", "image_storage_uri"])
+def test_client_csv_rejects_rows_missing_a_needed_field(tmp_path: Path, field: str) -> None:
+    cols = ["instance_id", "repo", "base_commit", "version", "image_storage_uri",
+            "problem_statement"]
+    good = {"instance_id": "7", "repo": "acme/tool", "base_commit": "abc",
+            "version": "", "image_storage_uri": "img:1", "problem_statement": "p"}
+    bad = {**good, "instance_id": "8", field: "  "}
+    f = tmp_path / "sheet.csv"
+    f.write_text(",".join(cols) + "\n" + "\n".join(
+        ",".join(r[c] for c in cols) for r in (good, bad)) + "\n")
+    items = list(read_tasks(f))
+    rejects = [i for i in items if isinstance(i, Reject)]
+    assert [i.instance_id for i in items if isinstance(i, Task)] == ["7"]
+    assert len(rejects) == 1 and rejects[0].where.endswith(":3")
+    assert f"{field} is empty" in rejects[0].reason
+
+
 def test_graphplanner_rows(tmp_path: Path) -> None:
     f = tmp_path / "gp.jsonl"
     f.write_text(json.dumps({"task_id": "t1", "max_steps": 6, "issue": "It breaks",
