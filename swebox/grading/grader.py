@@ -29,13 +29,16 @@ from pydantic import BaseModel
 from swebox.errors import BadInput, SweboxError
 from swebox.grading.parsers import align_truncated_ids, parse_log
 from swebox.grading.rules import judge, rule_for
-from swebox.grading.runscript import between, test_program
+from swebox.grading.runscript import between, grading_program
 from swebox.grading.tamper import revert_infrastructure
 from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
 from swebox.tasks.specs import TestRule, TestSpec, resolve_spec
 
 _DIFF_PATHS = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
+# Plain unified diffs (no `diff --git` line) name their files only here; `patch -p1` and
+# `git apply` strip the first component, as below.
+_PLAIN_HEADERS = re.compile(r"^--- ([^\t\n]+)[^\n]*\n\+\+\+ ([^\t\n]+)", re.M)
 _PYTEST = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)\b")
 
 
@@ -77,6 +80,12 @@ def patch_paths(patch: str) -> list[str]:
     for a, b in _DIFF_PATHS.findall(patch):
         seen.setdefault(a)
         seen.setdefault(b)
+    for pair in _PLAIN_HEADERS.findall(patch):
+        for name in pair:
+            name = name.strip()
+            if name != "/dev/null":
+                parts = name.split("/", 1)
+                seen.setdefault(parts[1] if len(parts) == 2 else name)
     return list(seen)
 
 
@@ -147,7 +156,7 @@ def _run(sb: Sandbox, task: Task, spec: TestSpec, patch: str, opts: GradeOptions
                 return hidden.output
     token = secrets.token_hex(12)
     junit = f"/tmp/.swebox-{token}.xml"
-    program = test_program(spec, token, task.workdir)
+    program = grading_program(spec, token, task.workdir)
     parser = opts.log_format or spec.parser
     # JUnit XML for pytest runs; R2E's keys (`Class.test`) are judged from the text log, as
     # R2E's own harness does, since XML class names cannot be mapped onto them reliably.

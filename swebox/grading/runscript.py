@@ -27,7 +27,7 @@ def activation(conda_env: str | None) -> list[str]:
             f"conda activate {env}; fi"]
 
 
-def test_program(spec: TestSpec, token: str, workdir: str) -> str:
+def grading_program(spec: TestSpec, token: str, workdir: str) -> str:
     """The bash program for one grading run (see the module docstring)."""
     begin, end = f"echo SWEBOX-BEGIN-{token}", f"echo SWEBOX-END-{token} $swebox_rc"
     lines = [*activation(spec.conda_env), f"cd {shlex.quote(spec.cwd or workdir)}",
