@@ -4,8 +4,8 @@ A policy trained on test rewards finds the cheap wins: a `conftest.py` hook that
 outcome passed, a `sitecustomize.py` or `.pth` file that patches the runner at start-up, an
 `addopts` line that loads its own plugin, an edited or deleted failing test, R2E's test files.
 Before the hidden tests arrive the grader puts every such path the patch touched back to the
-base commit (or removes it when the base lacks it): for `setup.cfg`, `pyproject.toml` and
-`tox.ini` only their test-runner sections. What it reverted goes into the verdict with
+base commit (or removes it when the base lacks it): for `setup.cfg` and `pyproject.toml` only
+their test-runner sections (`tox.ini` whole). What it reverted goes into the verdict with
 `tampering_suspected`.
 
 Which files are test files is decided by name, the way SWE-bench splits a fix from its tests,
