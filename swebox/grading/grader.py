@@ -30,7 +30,7 @@ from swebox.errors import BadInput, SweboxError
 from swebox.grading.parsers import align_truncated_ids, parse_log
 from swebox.grading.rules import judge, rule_for
 from swebox.grading.runscript import between, grading_program
-from swebox.grading.tamper import revert_infrastructure
+from swebox.grading.tamper import reset_to_base, revert_infrastructure
 from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
 from swebox.tasks.specs import TestRule, TestSpec, resolve_spec
@@ -89,17 +89,6 @@ def patch_paths(patch: str) -> list[str]:
     return list(seen)
 
 
-# Puts the files of the test patch back to the base commit (removing those the base lacks),
-# so the hidden tests apply onto exactly what the dataset expects, whatever the candidate did.
-_RESET = r"""
-base=$1; shift
-for f in "$@"; do
-  if git cat-file -e "$base:$f" 2>/dev/null; then git checkout -q "$base" -- "$f"
-  else rm -rf -- "$f"; fi
-done
-"""
-
-
 def grade(task: Task, patch: str, opts: GradeOptions | None = None) -> tuple[Verdict, str]:
     """Grade `patch` for `task`; returns the verdict and the test log."""
     opts = opts or GradeOptions()
@@ -138,17 +127,17 @@ def _run(sb: Sandbox, task: Task, spec: TestSpec, patch: str, opts: GradeOptions
             return applied.output
         verdict.reverted = revert_infrastructure(sb, task.base_commit, patch_paths(patch), wd)
         verdict.tampering_suspected = bool(verdict.reverted)
-    if spec.patch_file:  # the image's script applies the patches itself, onto a base tree
+    if spec.patch_file:
+        # The image's script applies the patches itself, onto a base tree: it gets the cleaned
+        # candidate, taken back out of the tree exactly (reverse apply: nothing else moves).
         cleaned = sb.diff(cwd=wd) if not verdict.empty_patch else ""
         sb.write_file(spec.patch_file, cleaned)
-        if task.base_commit:
-            sb.exec(["/bin/sh", "-c", "git checkout -q -f \"$1\" -- . && git clean -fdq",
-                     "swebox-base", task.base_commit], timeout=300, cwd=wd)
+        if cleaned.strip():
+            sb.exec(["git", "apply", "-R", spec.patch_file], timeout=300, cwd=wd)
     elif task.test_patch:
-        files = patch_paths(task.test_patch)
-        if task.base_commit and files:
-            sb.exec(["/bin/sh", "-c", _RESET, "swebox-reset", task.base_commit, *files],
-                    timeout=120, cwd=wd)
+        # The hidden tests apply onto exactly what the dataset expects, whatever the candidate
+        # did to their files.
+        reset_to_base(sb, task.base_commit, patch_paths(task.test_patch), wd)
         if not spec.script:  # a row's own eval script applies its test patch itself
             hidden = sb.apply_patch(task.test_patch, cwd=wd)
             if not hidden.applied:

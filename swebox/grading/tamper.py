@@ -116,7 +116,7 @@ def revert_infrastructure(sb: Sandbox, base_commit: str, touched: list[str],
     if not base_commit:
         return []
     whole = [p for p in touched if is_protected(p)]
-    reverted = _revert_whole(sb, base_commit, whole, workdir)
+    reverted = reset_to_base(sb, base_commit, whole, workdir)
     for path in touched:
         sections = SECTIONS.get(posixpath.basename(path))
         if sections is None or path in whole:
@@ -132,7 +132,7 @@ def revert_infrastructure(sb: Sandbox, base_commit: str, touched: list[str],
         if path.endswith(".toml") and _pytest_table(fixed) != _pytest_table(base_text):
             # The line-based view was fooled (e.g. a header inside a multi-line string):
             # what pytest reads still differs from the base, so the whole file goes back.
-            reverted += _revert_whole(sb, base_commit, [path], workdir)
+            reverted += reset_to_base(sb, base_commit, [path], workdir)
             continue
         if fixed != patched:
             sb.write_file(full, fixed)
@@ -140,8 +140,11 @@ def revert_infrastructure(sb: Sandbox, base_commit: str, touched: list[str],
     return reverted
 
 
-def _revert_whole(sb: Sandbox, base_commit: str, paths: list[str], workdir: str) -> list[str]:
-    if not paths:
+def reset_to_base(sb: Sandbox, base_commit: str, paths: list[str], workdir: str) -> list[str]:
+    """Put `paths` back to `base_commit` (removing those the base lacks); returns the paths
+    that changed. Also how the hidden tests' files are reset before the test patch. Without a
+    base commit nothing is touched (there is nothing to compare with)."""
+    if not paths or not base_commit:
         return []
     res = sb.exec(["/bin/sh", "-c", _REVERT, "swebox-revert", base_commit, *paths],
                   timeout=120, cwd=workdir)

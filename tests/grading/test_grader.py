@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import difflib
 
-import pytest
-
 from swebox.grading.grader import GradeOptions, grade, patch_paths
 from swebox.samples import load_tasks
-from swebox.samples.builder import build
 from swebox.sandbox import start_sandbox
 from swebox.tasks.model import Task
-
-
-@pytest.fixture(scope="module")
-def task(docker_engine: None) -> Task:
-    sample = load_tasks(["ini_loader"])[0]
-    build(sample)
-    return sample.to_task()
-
-
-@pytest.fixture(scope="module")
-def docker_engine() -> None:
-    from tests.conftest import _require
-
-    _require("docker")
 
 
 def test_gold_patch_resolves_from_junit(task: Task) -> None:

@@ -9,25 +9,14 @@ import pytest
 
 from swebox.grading.grader import GradeOptions, grade, patch_paths
 from swebox.grading.runscript import between, grading_program
-from swebox.samples import load_tasks
-from swebox.samples.builder import build
 from swebox.sandbox import start_sandbox
 from swebox.tasks.model import Task
 from swebox.tasks.specs import TestSpec
 
 
 @pytest.fixture(scope="module")
-def sample(docker_engine: None) -> Task:
-    s = load_tasks(["ini_loader"])[0]
-    build(s)
-    return s.to_task()
-
-
-@pytest.fixture(scope="module")
-def docker_engine() -> None:
-    from tests.conftest import _require
-
-    _require("docker")
+def sample(task: Task) -> Task:
+    return task
 
 
 def _as_swebench_row(task: Task, **extra: object) -> Task:

@@ -153,20 +153,6 @@ ATTACKS: dict[str, tuple[Callable[[], str], bool, list[str]]] = {
 
 
 # -- fixtures -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def docker_engine() -> None:
-    from tests.conftest import _require
-
-    _require("docker")
-
-
-@pytest.fixture(scope="module")
-def task(docker_engine: None) -> Task:
-    sample = load_tasks(["ini_loader"])[0]
-    build(sample)
-    return sample.to_task()
-
-
 def _attack_task(task: Task, on_path: bool) -> Task:
     """Images that put the repository on PYTHONPATH run a sitecustomize.py found there."""
     if not on_path:
