@@ -119,20 +119,31 @@ def grade(task: Task, patch: str, opts: GradeOptions | None = None) -> tuple[Ver
 def _run(sb: Sandbox, task: Task, spec: TestSpec, patch: str, opts: GradeOptions,
          verdict: Verdict) -> str:
     wd = spec.cwd or task.workdir
+    base = task.base_commit
+    if spec.checkout:  # the task is a branch of the image's repository (SWE-smith)
+        res = sb.exec(["git", "checkout", "-q", "-f", spec.checkout], timeout=120, cwd=wd)
+        if res.exit_code != 0:
+            raise SweboxError(f"cannot check out {spec.checkout} in {wd}: "
+                              f"{res.stderr.strip()[:200]}", hint="is this the task's image?")
+        base = sb.exec(["git", "rev-parse", "HEAD"], timeout=60, cwd=wd).stdout.strip()
     if not verdict.empty_patch:
         applied = sb.apply_patch(patch, cwd=wd)
         verdict.patch_applied, verdict.apply_method = applied.applied, applied.method
         if not applied.applied:
             verdict.note = "patch_failed: no apply method could apply the patch"
             return applied.output
-        verdict.reverted = revert_infrastructure(sb, task.base_commit, patch_paths(patch), wd)
+        verdict.reverted = revert_infrastructure(sb, base, patch_paths(patch), wd)
         verdict.tampering_suspected = bool(verdict.reverted)
+    if spec.tests_from:  # the listed tests' files as the dataset ran them
+        reset_to_base(sb, spec.tests_from, spec.test_files, wd)
+    nothing_applied = verdict.empty_patch
     if spec.patch_file:
         # The image's script applies the patches itself, onto a base tree: it gets the cleaned
         # candidate, taken back out of the tree exactly (reverse apply: nothing else moves).
         cleaned = sb.diff(cwd=wd) if not verdict.empty_patch else ""
+        nothing_applied = not cleaned.strip()
         sb.write_file(spec.patch_file, cleaned)
-        if cleaned.strip():
+        if not nothing_applied:
             sb.exec(["git", "apply", "-R", spec.patch_file], timeout=300, cwd=wd)
     elif task.test_patch:
         # The hidden tests apply onto exactly what the dataset expects, whatever the candidate
@@ -145,7 +156,7 @@ def _run(sb: Sandbox, task: Task, spec: TestSpec, patch: str, opts: GradeOptions
                 return hidden.output
     token = secrets.token_hex(12)
     junit = f"/tmp/.swebox-{token}.xml"
-    program = grading_program(spec, token, task.workdir)
+    program = grading_program(spec, token, task.workdir, empty=nothing_applied)
     parser = opts.log_format or spec.parser
     # JUnit XML for pytest runs; R2E's keys (`Class.test`) are judged from the text log, as
     # R2E's own harness does, since XML class names cannot be mapped onto them reliably.

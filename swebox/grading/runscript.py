@@ -27,8 +27,9 @@ def activation(conda_env: str | None) -> list[str]:
             f"conda activate {env}; fi"]
 
 
-def grading_program(spec: TestSpec, token: str, workdir: str) -> str:
-    """The bash program for one grading run (see the module docstring)."""
+def grading_program(spec: TestSpec, token: str, workdir: str, empty: bool = False) -> str:
+    """The bash program for one grading run (see the module docstring); `empty`: the candidate
+    patch is empty (a spec may run another script then)."""
     begin, end = f"echo SWEBOX-BEGIN-{token}", f"echo SWEBOX-END-{token} $swebox_rc"
     lines = [*activation(spec.conda_env), f"cd {shlex.quote(spec.cwd or workdir)}",
              *spec.setup]
@@ -43,7 +44,8 @@ def grading_program(spec: TestSpec, token: str, workdir: str) -> str:
                     *body[j + 1:]]
             return "\n".join([*lines, *body]) + "\n"
         return "\n".join([*lines, begin, *body, "swebox_rc=$?", "echo", end]) + "\n"
-    command = f"bash {shlex.quote(spec.script_path)}" if spec.script_path else spec.command
+    path = spec.empty_script_path if empty and spec.empty_script_path else spec.script_path
+    command = f"bash {shlex.quote(path)}" if path else spec.command
     return "\n".join([*lines, begin, command, "swebox_rc=$?", "echo", end]) + "\n"
 
 

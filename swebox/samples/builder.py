@@ -96,23 +96,27 @@ def build(task: SampleTask, backend: BackendName = "docker",
         return False
     api = connect(backend).api
     digest = task.digest(_base_id(api, base_image, backend))
-    context = _context(task, base_image, digest)
+    build_context(api, task.image, _context(task, base_image, digest))
+    if not image_is_current(task, backend, base_image):
+        raise SandboxError(f"building {task.image} did not produce a labelled image")
+    return True
+
+
+def build_context(api: object, tag: str, context: bytes) -> None:
+    """Build `context` (a tar with a Dockerfile) as `tag`, offline; SandboxError with the
+    engine's message on failure."""
     log: list[str] = []
     try:
-        for chunk in _decode(api.build(fileobj=io.BytesIO(context), custom_context=True,
-                                       tag=task.image, rm=True, forcerm=True,
-                                       network_mode="none", pull=False)):
+        for chunk in _decode(api.build(  # type: ignore[attr-defined]
+                fileobj=io.BytesIO(context), custom_context=True, tag=tag, rm=True,
+                forcerm=True, network_mode="none", pull=False)):
             if "error" in chunk:
-                raise SandboxError(f"building {task.image} failed: {chunk['error'].strip()}",
-                                   hint="see the build output above; rerun with --debug")
+                raise SandboxError(f"building {tag} failed: {chunk['error'].strip()}",
+                                   hint=f"build output: {''.join(log)[-300:]}")
             if "stream" in chunk:
                 log.append(chunk["stream"])
     except (APIError, BuildError) as e:
-        raise SandboxError(f"building {task.image} failed: {e}") from e
-    if not image_is_current(task, backend, base_image):
-        tail = "".join(log)[-500:]
-        raise SandboxError(f"building {task.image} did not produce a labelled image: {tail}")
-    return True
+        raise SandboxError(f"building {tag} failed: {e}") from e
 
 
 def _decode(stream: Iterator[bytes]) -> Iterator[dict[str, str]]:

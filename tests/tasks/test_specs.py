@@ -178,6 +178,9 @@ def test_swesmith_profile_default(realdata: Path) -> None:
     files = dict.fromkeys(t.split("::")[0] for t in task.fail_to_pass)
     assert spec.command == "pytest --disable-warnings --color=no --tb=no --verbose " + \
         " ".join(files)
+    # the task is its branch; the failing tests come back from the commit before their removal
+    assert spec.checkout == task.instance_id and spec.tests_from == f"{task.instance_id}~1"
+    assert set(spec.test_files) >= set(files)
 
 
 def test_multiswebench_runs_the_images_fix_run(realdata: Path) -> None:
@@ -185,6 +188,8 @@ def test_multiswebench_runs_the_images_fix_run(realdata: Path) -> None:
         spec = resolve_spec(task)
         assert spec is not None and spec.source == "multiswebench"
         assert spec.script_path == "/home/fix-run.sh" and spec.patch_file == "/home/fix.patch"
+        assert spec.empty_script_path == "/home/test-run.sh"
+        assert task.workdir == f"/home/{task.repo_name}"
         assert spec.parser == "maven" and spec.cwd == f"/home/{task.repo_name}"
 
 

@@ -5,7 +5,8 @@ FAIL_TO_PASS is every test that must pass after the fix but did not before: the 
 f2p_tests, s2p_tests (skipped before) and n2p_tests (absent before), as Multi-SWE-bench's own
 resolved rule requires them all; PASS_TO_PASS is the keys of p2p_tests. The full maps,
 resolved_issues and the run results stay in `extra` for the transition rules. The problem
-statement is built from the resolved issues.
+statement is built from the resolved issues. The images hold the repository at /home/<repo>
+(with the run scripts beside it in /home), which becomes the workdir.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def convert_for(name: str) -> Callable[[dict[str, Any], ReadOptions], Task]:
         image = opts.rules.multiswebench(org, repo, number)
         return Task(
             instance_id=text(row, "instance_id") or f"{org}__{repo}-{number}",
-            repo=f"{org}/{repo}", base_commit=str(base["sha"]),
+            repo=f"{org}/{repo}", base_commit=str(base["sha"]), workdir=f"/home/{repo}",
             problem_statement=_statement(row), image=image,
             local_image=opts.rules.local_name(image),
             fail_to_pass=sorted(f2p), pass_to_pass=sorted(p2p), gold_patch=fix,

@@ -31,6 +31,17 @@ class TestSpec(BaseModel):
     patch_file: str | None = Field(
         default=None, description="where the script expects the candidate patch "
         "(Multi-SWE-bench: /home/fix.patch); the grader writes the cleaned patch there")
+    empty_script_path: str | None = Field(
+        default=None, description="the image's script for an empty candidate (Multi-SWE-bench: "
+        "/home/test-run.sh, the test patch alone), where `script_path` needs a patch")
+    checkout: str | None = Field(
+        default=None, description="a git ref checked out before the candidate applies "
+        "(SWE-smith: the task's branch)")
+    tests_from: str | None = Field(
+        default=None, description="a ref whose versions of `test_files` are restored before "
+        "the run (SWE-smith: the branch's commit before its test-removal commit)")
+    test_files: list[str] = Field(default_factory=list,
+                                  description="the files restored from `tests_from`")
     parser: str = Field(default="pytest", description="log format (swebox.grading.parsers)")
     setup: list[str] = Field(default_factory=list,
                              description="shell lines run first in the same shell")

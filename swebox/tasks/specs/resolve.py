@@ -168,14 +168,20 @@ _SWESMITH = {  # language -> (command, parser, takes the FAIL_TO_PASS files)
 
 def _swesmith(task: Task) -> TestSpec:
     """SWE-smith's profile defaults: pytest over the files of the FAIL_TO_PASS tests (Python),
-    `go test -v ./...`, `cargo test --verbose`; a listed test missing from the log passed."""
+    `go test -v ./...`, `cargo test --verbose`; a listed test missing from the log passed.
+    Each task is a branch (the bug commit, then a commit removing the failing tests): the
+    grader checks it out and restores the listed tests' files from the commit before."""
     lang = task.language if task.language in _SWESMITH else "python"
     cmd, parser, takes_files = _SWESMITH[lang]
     if takes_files:
         files = dict.fromkeys(t.split("::", 1)[0] for t in task.fail_to_pass if "::" in t)
         cmd = " ".join([cmd, *(shlex.quote(f) for f in files)])
+    branch = str(task.extra.get("branch") or task.instance_id)
+    listed = dict.fromkeys(t.split("::", 1)[0] for t in task.fail_to_pass + task.pass_to_pass
+                           if "::" in t)
     return TestSpec(command=cmd, parser=parser, conda_env=CONDA_ENV, source="swesmith",
-                    missing_passes=True)
+                    missing_passes=True, checkout=branch, tests_from=f"{branch}~1",
+                    test_files=list(listed))
 
 
 _MSB_PARSERS = {"java": "maven", "go": "gotest", "rust": "cargo", "javascript": "jest",
@@ -186,6 +192,7 @@ def _multiswebench(task: Task) -> TestSpec:
     """Multi-SWE-bench: the image's `/home/fix-run.sh`, which applies /home/test.patch and
     /home/fix.patch (the candidate's cleaned patch goes there) and runs the build's tests."""
     return TestSpec(script_path="/home/fix-run.sh", patch_file="/home/fix.patch",
+                    empty_script_path="/home/test-run.sh",
                     parser=_MSB_PARSERS.get(task.language, "maven"), source="multiswebench",
                     cwd=f"/home/{task.repo_name}")
 
