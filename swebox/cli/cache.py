@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from swebox.cli import err_console, out_console
+from swebox.cli.render import JSON_LINES, as_dict, emit, json_line
 
 app = typer.Typer(help="Extract task workdirs once; check them out fast; sync caches.",
                   no_args_is_help=True)
@@ -30,8 +31,12 @@ def build(tasks: Path = typer.Option(None, "--tasks", "-t", help="Task file."),
                                         help="Seconds allowed per entry."),
           engine: str = typer.Option("auto", "--engine", help="auto (an engine that has the "
                                      "image, else daemonless), docker, podman, or none."),
-          endpoint: str = typer.Option(None, "--endpoint", help="S3 endpoint URL.")) -> None:
-    """Extract each task's workdir into the cache; resumes, skipping cached entries."""
+          endpoint: str = typer.Option(None, "--endpoint", help="S3 endpoint URL."),
+          json_out: bool = JSON_LINES) -> None:
+    """Extract each task's workdir into the cache; resumes, skipping cached entries.
+
+    With --json: a line per task {instance_id, action, via, seconds, files, error}, action
+    one of cached, present, failed, planned (a dry run)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from swebox.cache.build import BuildOptions, BuildResult, build_cache
@@ -65,17 +70,16 @@ def build(tasks: Path = typer.Option(None, "--tasks", "-t", help="Task file."),
     counts: dict[str, int] = {}
     for r in results:
         counts[r.action] = counts.get(r.action, 0) + 1
-    if dry_run:
+    if dry_run and not json_out:
         for r in results:
             if r.action == "planned":
                 out_console.print(f"would cache {r.instance_id} from {r.via}")
     table = Table("instance", "via", "files", "seconds", title=", ".join(
         f"{n} {a}" for a, n in sorted(counts.items())))
-    for r in results:
-        if r.action == "cached":
-            table.add_row(r.instance_id, r.via, str(r.files), f"{r.seconds:.1f}")
-    if not dry_run:
-        out_console.print(table)
+    if json_out or not dry_run:
+        emit(results, json_out, table,
+             lambda r: (r.instance_id, r.via, str(r.files), f"{r.seconds:.1f}")
+             if r.action == "cached" else None)
     for r in results:
         if r.action == "failed":
             err_console.print(f"[red]failed[/] {r.instance_id}: {r.error}", soft_wrap=True,
@@ -85,12 +89,18 @@ def build(tasks: Path = typer.Option(None, "--tasks", "-t", help="Task file."),
 
 
 @app.command("stats")
-def stats(cache_dir: Path = CACHE_DIR) -> None:
+def stats(cache_dir: Path = CACHE_DIR,
+          json_out: bool = typer.Option(False, "--json", help="Print one JSON object "
+                                        "{entries, files, logical_bytes, stored_bytes, "
+                                        "objects}.")) -> None:
     """Entries, files, and logical vs stored bytes (identical files are stored once)."""
     from swebox.cache.store import RepoCache
     from swebox.images.budget import human
 
     s = RepoCache(cache_dir).stats()
+    if json_out:
+        json_line(as_dict(s))
+        return
     ratio = s.stored_bytes / s.logical_bytes if s.logical_bytes else 0.0
     out_console.print(f"{s.entries} entries, {s.files} files, {s.objects} distinct contents\n"
                       f"logical {human(s.logical_bytes)}, stored {human(s.stored_bytes)} "

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from swebox.cli import err_console, out_console
+from swebox.cli.render import JSON_LINES, as_dict, emit, json_line, notes
 from swebox.tasks.model import Task
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ def eval_(
     out: Path = typer.Option(Path("swebox-runs"), "--out", "-o", help="Output directory."),
     workers: int = WORKERS, backend: str = BACKEND, timeout: float = TIMEOUT,
     test_command: str = TEST_COMMAND, rules: Path = RULES,
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object: the summary "
+                                  "counts, by_repo and the report's path (the instance ids are "
+                                  "in the report)."),
 ) -> None:
     """Grade predictions: per-instance reports and logs, a summary, resolved rate per repo."""
     if ctx.invoked_subcommand:
@@ -97,12 +101,18 @@ def eval_(
             opts=_grade_options(backend, timeout, test_command, rules),
             on_start=lambda n: progress.update(bar, total=n),
             on_done=lambda v: progress.advance(bar))
-    table = Table("repository", "submitted", "resolved", "rate")
-    for repo, c in sorted(report.by_repo.items()):
-        rate = c["resolved"] / c["submitted"] if c["submitted"] else 0.0
-        table.add_row(repo, str(c["submitted"]), str(c["resolved"]), f"{rate:.1%}")
-    out_console.print(table)
-    out_console.print(
+    if json_out:
+        summary = report.model_dump(mode="json", exclude={
+            name for name in type(report).model_fields
+            if name.endswith("_ids") or name == "rejected_predictions"})
+        json_line({**summary, "report": str(out / run_id / "report.json")})
+    else:
+        table = Table("repository", "submitted", "resolved", "rate")
+        for repo, c in sorted(report.by_repo.items()):
+            rate = c["resolved"] / c["submitted"] if c["submitted"] else 0.0
+            table.add_row(repo, str(c["submitted"]), str(c["resolved"]), f"{rate:.1%}")
+        out_console.print(table)
+    notes(json_out).print(
         f"submitted {report.submitted_instances}, completed {report.completed_instances}, "
         f"resolved {report.resolved_instances}, unresolved {report.unresolved_instances}, "
         f"empty patch {report.empty_patch_instances}, errors {report.error_instances} "
@@ -120,13 +130,14 @@ def validate(
     runs: int = typer.Option(1, "--runs", "-k", min=1, help="Repetitions of each check."),
     out: Path = typer.Option(Path("swebox-validate"), "--out", "-o", help="Output directory."),
     workers: int = WORKERS, backend: str = BACKEND, timeout: float = TIMEOUT,
-    test_command: str = TEST_COMMAND, rules: Path = RULES,
+    test_command: str = TEST_COMMAND, rules: Path = RULES, json_out: bool = JSON_LINES,
 ) -> None:
     """Check that each task's gold patch resolves it and an empty patch does not.
 
     Each check runs K times; tests whose result changes between runs are reported as flaky.
 
-    Writes valid_ids.txt, validation_report.json and a log per task."""
+    Writes valid_ids.txt, validation_report.json and a log per task. With --json, a line per
+    task: its validation result as in validation_report.json."""
     from swebox.eval.validate import TaskValidation
     from swebox.eval.validate import validate as run
 
@@ -141,16 +152,16 @@ def validate(
                       opts=_grade_options(backend, timeout, test_command, rules), on_done=done)
     table = Table("task", "gold", "empty", "gold applied by", "flaky", "valid",
                   title=f"validation: runs resolved, of {runs} each")
-    for r in results:
-        table.add_row(r.instance_id, f"{r.gold_resolved}/{r.runs}", f"{r.empty_resolved}/{r.runs}",
-                      r.gold_apply_method or "-", str(len(r.flaky_tests)),
-                      "[green]yes[/]" if r.valid else "[red]no[/]")
-    out_console.print(table)
+    emit(results, json_out, table,
+         lambda r: (r.instance_id, f"{r.gold_resolved}/{r.runs}", f"{r.empty_resolved}/{r.runs}",
+                    r.gold_apply_method or "-", str(len(r.flaky_tests)),
+                    "[green]yes[/]" if r.valid else "[red]no[/]"),
+         as_dict)
     for r in results:
         if r.reasons:
             err_console.print(f"[red]{r.instance_id}:[/] {'; '.join(r.reasons)}", soft_wrap=True)
     valid = sum(r.valid for r in results)
-    out_console.print(f"{valid}/{len(results)} tasks valid -> {out / 'valid_ids.txt'}, "
+    notes(json_out).print(f"{valid}/{len(results)} tasks valid -> {out / 'valid_ids.txt'}, "
                       f"{out / 'validation_report.json'}, logs in {out / 'logs'}")
     if valid < len(results):
         raise typer.Exit(1)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import typer
 from rich.table import Table
 
 from swebox.cli import out_console
+from swebox.cli.render import JSON_LINES, emit
 
 
 def gc(
@@ -17,7 +18,7 @@ def gc(
     everything: bool = typer.Option(False, "--all", help="Remove every swebox sandbox, live "
                                     "or not (other runs on this engine lose theirs)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON lines."),
+    json_out: bool = JSON_LINES,
 ) -> None:
     """Remove swebox sandboxes whose lease expired or whose owner process is gone."""
     from swebox.sandbox.engine import connect
@@ -34,24 +35,12 @@ def gc(
             continue
         client = connect(name)  # type: ignore[arg-type]
         rows += [(name, c) for c in collect(client, everything=everything, dry_run=dry_run)]
-    if json_out:
-        import json
-
-        for name, c in rows:
-            print(json.dumps({"engine": name, "kind": c.kind, "id": c.id, "name": c.name,
-                              "reason": c.reason, "removed": c.removed}))
-    elif not rows:
+    if not rows and not json_out:
         out_console.print("nothing to collect")
         return
-    else:
-        _render(rows, dry_run)
+    emit(rows, json_out, Table("engine", "kind", "id", "name", "reason", "removed"),
+         lambda r: (r[0], r[1].kind, r[1].id, r[1].name, r[1].reason,
+                    "dry run" if dry_run else ("yes" if r[1].removed else "[red]failed[/]")),
+         lambda r: {"engine": r[0], **dataclasses.asdict(r[1])})
     if any(not c.removed for _, c in rows) and not dry_run:
         raise typer.Exit(1)
-
-
-def _render(rows: list[tuple[str, Any]], dry_run: bool) -> None:
-    table = Table("engine", "kind", "id", "name", "reason", "removed")
-    for name, c in rows:
-        table.add_row(name, c.kind, c.id, c.name, c.reason,
-                      "dry run" if dry_run else ("yes" if c.removed else "[red]failed[/]"))
-    out_console.print(table)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from swebox.cli import err_console, out_console
+from swebox.cli.render import JSON_LINES, as_dict, emit, notes
 
 app = typer.Typer(help="Get task images onto this engine, or save them to object storage.",
                   no_args_is_help=True)
@@ -49,11 +52,13 @@ def fetch(tasks: Path = TASKS, rules: Path = RULES, backend: str = BACKEND,
                                       "local image names: in the input's own format, or in "
                                       "--to's."),
           to: str = typer.Option(None, "--to", help="Write -o in this task format instead "
-                                 "(e.g. swebox, which also keeps the original name).")) -> None:
+                                 "(e.g. swebox, which also keeps the original name)."),
+          json_out: bool = JSON_LINES) -> None:
     """Make every task image present: skip, stream-load from a tarball, or pull.
 
     Re-running resumes: images already present are skipped. A failure is listed with its
-    reason and never stops the others."""
+    reason and never stops the others. With --json, failures are lines too (action
+    "failed", with the error)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -109,13 +114,17 @@ def fetch(tasks: Path = TASKS, rules: Path = RULES, backend: str = BACKEND,
     failed = [(ref, r) for ref, r in outcomes if isinstance(r, str)]
     table = Table("image", "local name", "action", "MiB", "seconds",
                   title=f"{len(done)} ready, {len(failed)} failed")
-    for r in sorted(done, key=lambda r: r.reference):
-        table.add_row(r.reference, r.local, r.action, f"{r.bytes / 2**20:.1f}", f"{r.seconds:.1f}")
-    out_console.print(table)
+    rows: list[supply.FetchResult | tuple[str, str]] = [
+        *sorted(done, key=lambda r: r.reference), *failed]
+    emit(rows, json_out, table,
+         lambda r: None if isinstance(r, tuple) else (
+             r.reference, r.local, r.action, f"{r.bytes / 2**20:.1f}", f"{r.seconds:.1f}"),
+         _failure_or_dict)
     for ref, why in failed:
         err_console.print(f"[red]failed[/] {ref}: {why}", soft_wrap=True, markup=False)
     if output is not None:
-        _write_back(tasks, output, image_rules, {r.reference: r.local for r in done}, to)
+        _write_back(tasks, output, image_rules, {r.reference: r.local for r in done}, to,
+                    notes(json_out))
     if failed:
         raise typer.Exit(1)
 
@@ -136,20 +145,27 @@ def _tarball_sizes(refs: list[str], rules: object, endpoint: str | None) -> dict
     return out
 
 
+def _failure_or_dict(row: Any) -> dict[str, Any]:
+    """A JSON line of fetch or build: the result, or (reference, error) of a failure."""
+    if isinstance(row, tuple):
+        return {"reference": row[0], "action": "failed", "error": row[1]}
+    return as_dict(row)
+
+
 def _write_back(tasks: Path, output: Path, rules: object, local: dict[str, str],
-                to: str | None) -> None:
+                to: str | None, say: Console = out_console) -> None:
     if to:
         from swebox.tasks.convert import convert, open_source
 
         items = open_source(tasks, rules=rules)  # type: ignore[arg-type]
         report = convert(items, output, to)
-        out_console.print(f"wrote {report.written} tasks with local image names to {output}")
+        say.print(f"wrote {report.written} tasks with local image names to {output}")
         return
     from swebox.tasks.rewrite import replace_values
 
     result = replace_values(tasks, output, {k: v for k, v in local.items() if k != v})
-    out_console.print(f"wrote {output}: {result.rows} rows, {result.changed_rows} with local "
-                      "image names")
+    say.print(f"wrote {output}: {result.rows} rows, {result.changed_rows} with local "
+              "image names")
 
 
 @app.command("build")
@@ -160,9 +176,11 @@ def build(tasks: Path = TASKS, recipe: Path = typer.Option(..., "--recipe", help
                                          "together may use (default: no limit)."),
           concurrency: int = typer.Option(1, "--concurrency", "-j", min=1),
           output: Path = typer.Option(None, "--output", "-o", help="Write the tasks back with "
-                                      "the derived image names, in the input's format.")
-          ) -> None:
-    """Prebuild the derived image of every task image (reused when its tag exists)."""
+                                      "the derived image names, in the input's format."),
+          json_out: bool = JSON_LINES) -> None:
+    """Prebuild the derived image of every task image (reused when its tag exists).
+
+    With --json, failures are lines too (action "failed", with the error)."""
     from swebox.errors import SweboxError
     from swebox.images.derive import Derived, derive, load_recipe
     from swebox.jobs import run_all
@@ -187,15 +205,25 @@ def build(tasks: Path = TASKS, recipe: Path = typer.Option(..., "--recipe", help
     failed = [(ref, r) for ref, r in outcomes if isinstance(r, str)]
     table = Table("base", "derived image", "action", "seconds",
                   title=f"{len(done)} ready, {len(failed)} failed")
-    for ref, r in sorted(done.items()):
-        table.add_row(ref, r.image, "built" if r.built else "present", f"{r.seconds:.1f}")
-    out_console.print(table)
+    rows: list[tuple[str, Derived | str]] = [*sorted(done.items()), *failed]
+
+    def as_json(row: tuple[str, Derived | str]) -> dict[str, Any]:
+        ref, r = row
+        if isinstance(r, str):
+            return _failure_or_dict(row)
+        return {"reference": ref, "action": "built" if r.built else "present", **as_dict(r)}
+
+    emit(rows, json_out, table,
+         lambda row: None if isinstance(row[1], str) else (
+             row[0], row[1].image, "built" if row[1].built else "present",
+             f"{row[1].seconds:.1f}"),
+         as_json)
     for ref, why in failed:
         err_console.print(f"[red]failed[/] {ref}: {why}", soft_wrap=True, markup=False)
     if output is not None:
         mapping = {ref: r.image for ref, r in done.items()}
         mapping.update({image_rules.local_name(ref): r.image for ref, r in done.items()})
-        _write_back(tasks, output, image_rules, mapping, None)
+        _write_back(tasks, output, image_rules, mapping, None, notes(json_out))
     if failed:
         raise typer.Exit(1)
 
@@ -204,10 +232,13 @@ def build(tasks: Path = TASKS, recipe: Path = typer.Option(..., "--recipe", help
 def prune(backend: str = BACKEND,
           keep_free: str = typer.Option(..., "--keep-free", help="Free space to reach on the "
                                         "engine's data root, e.g. 50G."),
-          dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would go.")
-          ) -> None:
+          dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would go."),
+          json_out: bool = JSON_LINES) -> None:
     """Remove least recently used images that swebox loaded, pulled or built, and that no
-    container uses, until --keep-free is free. Nothing else is ever removed."""
+    container uses, until --keep-free is free. Nothing else is ever removed.
+
+    With --json: a line per image {id, names, size, removed} (removed: false on a dry run);
+    the free-space summary goes to stderr."""
     from swebox.images.budget import human, parse_size
     from swebox.images.budget import prune as run_prune
     from swebox.sandbox.models import make_config
@@ -218,12 +249,12 @@ def prune(backend: str = BACKEND,
         err_console.print(f"cannot see {backend}'s data root from this machine: nothing done")
         raise typer.Exit(4)
     table = Table("image", "names", "size", title=("would remove" if dry_run else "removed"))
-    for r in report.removed:
-        table.add_row(r.id[:19], ", ".join(r.names), human(r.size))
-    out_console.print(table)
-    out_console.print(f"{report.data_root}: {human(report.free_before)} free before, "
-                      f"{human(report.free_after)} after; target {human(report.target)}; "
-                      f"{report.kept_in_use} in use and kept")
+    emit(report.removed, json_out, table,
+         lambda r: (r.id[:19], ", ".join(r.names), human(r.size)),
+         lambda r: {**as_dict(r), "removed": not dry_run})
+    notes(json_out).print(f"{report.data_root}: {human(report.free_before)} free before, "
+                          f"{human(report.free_after)} after; target {human(report.target)}; "
+                          f"{report.kept_in_use} in use and kept")
     if report.free_after < report.target and not dry_run:
         err_console.print("still short: the remaining images are in use or not swebox's")
         raise typer.Exit(7)

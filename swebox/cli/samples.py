@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from swebox.cli import err_console, out_console
+from swebox.cli.render import JSON_LINES, emit, notes
 
 app = typer.Typer(help="The bundled sample tasks: list, build images, run.", no_args_is_help=True)
 
@@ -15,24 +16,15 @@ BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwra
 
 
 @app.command("list")
-def list_(names: list[str] = NAMES,
-          json_out: bool = typer.Option(False, "--json", help="Print JSON lines.")) -> None:
+def list_(names: list[str] = NAMES, json_out: bool = JSON_LINES) -> None:
     """List the sample tasks and their image names."""
-    import json
-
     from swebox.samples import load_tasks
 
-    if json_out:
-        for t in load_tasks(names):
-            print(json.dumps({"task": t.name, "instance_id": t.instance_id, "image": t.image,
-                              "fail_to_pass": len(t.fail_to_pass),
-                              "pass_to_pass": len(t.pass_to_pass)}))
-        return
-    table = Table("task", "instance_id", "image", "F2P", "P2P")
-    for t in load_tasks(names):
-        table.add_row(t.name, t.instance_id, t.image, str(len(t.fail_to_pass)),
-                      str(len(t.pass_to_pass)))
-    out_console.print(table)
+    emit(load_tasks(names), json_out, Table("task", "instance_id", "image", "F2P", "P2P"),
+         lambda t: (t.name, t.instance_id, t.image, str(len(t.fail_to_pass)),
+                    str(len(t.pass_to_pass))),
+         lambda t: {"task": t.name, "instance_id": t.instance_id, "image": t.image,
+                    "fail_to_pass": len(t.fail_to_pass), "pass_to_pass": len(t.pass_to_pass)})
 
 
 @app.command("build")
@@ -51,8 +43,8 @@ def build(names: list[str] = NAMES, backend: str = BACKEND,
 
 @app.command("run")
 def run(names: list[str] = NAMES, backend: str = BACKEND,
-        workers: int = typer.Option(2, "--workers", "-j", min=1, help="Tasks in parallel.")
-        ) -> None:
+        workers: int = typer.Option(2, "--workers", "-j", min=1, help="Tasks in parallel."),
+        json_out: bool = JSON_LINES) -> None:
     """Main job: per task, a sandbox; hidden tests in; tests before and after the gold patch."""
     from swebox.samples import load_tasks
     from swebox.samples.run import Outcome, run_samples
@@ -70,16 +62,18 @@ def run(names: list[str] = NAMES, backend: str = BACKEND,
     table = Table("task", "before\npass/fail", "gold patch", "after\npass/fail", "F2P\nfixed",
                   "P2P\nkept", "resolved", title="sample tasks: tests before and after the gold "
                   "patch (hidden tests added)")
-    for o in outcomes:
+
+    def cells(o: Outcome) -> tuple[str, ...]:
         bp = sum(1 for s in o.before.values() if s in ("PASSED", "XFAIL"))
         ap = sum(1 for s in o.after.values() if s in ("PASSED", "XFAIL"))
-        table.add_row(
-            o.task, f"{bp}/{len(o.before) - bp}", o.gold_method or "-",
-            f"{ap}/{len(o.after) - ap}",
-            f"{o.fail_to_pass_fixed}/{o.fail_to_pass_total}",
-            f"{o.pass_to_pass_kept}/{o.pass_to_pass_total}",
-            "[green]yes[/]" if o.resolved else "[red]no[/]")
-    out_console.print(table)
+        return (o.task, f"{bp}/{len(o.before) - bp}", o.gold_method or "-",
+                f"{ap}/{len(o.after) - ap}",
+                f"{o.fail_to_pass_fixed}/{o.fail_to_pass_total}",
+                f"{o.pass_to_pass_kept}/{o.pass_to_pass_total}",
+                "[green]yes[/]" if o.resolved else "[red]no[/]")
+
+    emit(outcomes, json_out, table, cells,
+         lambda o: {**o.model_dump(mode="json"), "as_expected": o.as_expected})
     for o in outcomes:
         if o.error:
             err_console.print(f"[red]{o.task}:[/] {o.error}", soft_wrap=True)
@@ -88,5 +82,5 @@ def run(names: list[str] = NAMES, backend: str = BACKEND,
         err_console.print(f"[red]{len(bad)} task(s) did not behave as recorded:[/] "
                           f"{', '.join(bad)}")
         raise typer.Exit(1)
-    out_console.print(f"all {len(outcomes)} tasks: hidden tests fail before the gold patch "
+    notes(json_out).print(f"all {len(outcomes)} tasks: hidden tests fail before the gold patch "
                       "and everything passes after it")
