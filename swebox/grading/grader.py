@@ -181,8 +181,7 @@ def _run(sb: Sandbox, task: Task, spec: TestSpec, patch: str, opts: GradeOptions
         statuses = align_truncated_ids(parse_log(parser, section), _known_ids(task))
         verdict.source = "log"
     verdict.statuses = statuses
-    judged = judge(task, statuses, missing_passes=spec.missing_passes,
-                   fail_only=spec.eval_type == "fail_only")
+    judged = judge(task, statuses, spec)
     verdict.rule, verdict.partial = judged.rule, round(judged.partial, 4)
     verdict.mismatched, verdict.note = judged.mismatched, judged.note
     verdict.resolved = judged.resolved

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from swebox.tasks.model import Task
+from swebox.tasks.specs import TestSpec
 
 PASSING = frozenset({"PASSED", "XFAIL"})
 MISSING = "MISSING"
@@ -56,34 +57,37 @@ def rule_for(task: Task) -> str:
     return "swebench"
 
 
-def judge(task: Task, statuses: dict[str, str], *, missing_passes: bool = False,
-          fail_only: bool = False) -> Judgement:
-    """The family's rule over `statuses`. `missing_passes`: a listed test absent from the log
-    passed (SWE-smith). `fail_only`: only a FAILED status fails (SWE-bench 5's eval_type)."""
+def judge(task: Task, statuses: dict[str, str], spec: TestSpec | None = None) -> Judgement:
+    """The family's rule over `statuses`; the spec carries the family's quirks for the list
+    rule: SWE-smith's "missing means passed", SWE-bench 5's `fail_only` and its skipped
+    PASS_TO_PASS test that counts as maintained."""
     rule = rule_for(task)
     if rule == "r2e":
         return _r2e(task.expected_output or {}, statuses)
     if rule == "multiswebench":
         return _msb(task, statuses)
-    return _lists(rule, task.fail_to_pass + task.pass_to_pass, statuses,
-                  missing_passes=missing_passes, fail_only=fail_only)
+    return _lists(rule, task.fail_to_pass, task.pass_to_pass, statuses, spec)
 
 
-def _failed(status: str | None, missing_passes: bool, fail_only: bool) -> bool:
-    if fail_only:
+def _failed(status: str | None, p2p: bool, spec: TestSpec | None) -> bool:
+    if spec is not None and spec.eval_type == "fail_only":
         return status == "FAILED"
     if status is None:
-        return not missing_passes
+        return not (spec is not None and spec.missing_passes)
+    if p2p and status == "SKIPPED" and spec is not None and spec.skipped_maintains:
+        return False
     return status not in PASSING
 
 
-def _lists(rule: str, expected: list[str], statuses: dict[str, str], *,
-           missing_passes: bool = False, fail_only: bool = False) -> Judgement:
+def _lists(rule: str, f2p: list[str], p2p: list[str], statuses: dict[str, str],
+           spec: TestSpec | None = None) -> Judgement:
+    expected = f2p + p2p
     if not expected:
         return Judgement(rule=rule, resolved=False, partial=0.0, expected=0, matched=0,
                          note="the task lists no FAIL_TO_PASS or PASS_TO_PASS tests")
+    f2p_set = set(f2p)
     bad = {t: statuses.get(t, MISSING) for t in dict.fromkeys(expected)
-           if _failed(statuses.get(t), missing_passes, fail_only)}
+           if _failed(statuses.get(t), t not in f2p_set, spec)}
     total = len(dict.fromkeys(expected))
     return Judgement(rule=rule, resolved=not bad, partial=(total - len(bad)) / total,
                      expected=total, matched=total - len(bad), mismatched=bad)
@@ -158,7 +162,7 @@ def _msb(task: Task, statuses: dict[str, str]) -> Judgement:
     before = _msb_stage(task.extra.get("test_patch_result"))
     listed = _msb_listed(task.extra)
     if run is None or before is None or listed is None:
-        judged = _lists("multiswebench", task.fail_to_pass + task.pass_to_pass, statuses)
+        judged = _lists("multiswebench", task.fail_to_pass, task.pass_to_pass, statuses)
         reason = ("the row has no run_result/test_patch_result stage results, so the list rule "
                   "judged (f2p, s2p and n2p must pass, p2p must still pass)")
         judged.note = f"{reason}; {judged.note}" if judged.note else reason

@@ -58,3 +58,14 @@ def test_multiswebench_rule() -> None:
     assert judge(t, {"com.A": "PASSED", "com.New": "PASSED", "com.B": "PASSED"}).rule == \
         "multiswebench"
     assert not judge(t, {"com.A": "PASSED", "com.B": "PASSED"}).resolved
+
+
+def test_swebench_5_skipped_pass_to_pass_is_maintained() -> None:
+    from swebox.tasks.specs import TestSpec
+
+    task = Task(instance_id="a__b-1", fail_to_pass=["f"], pass_to_pass=["p"])
+    statuses = {"f": "PASSED", "p": "SKIPPED"}
+    assert not judge(task, statuses).resolved  # SWE-bench 4's rule: skipped is not passed
+    v5 = TestSpec(source="row", skipped_maintains=True)
+    assert judge(task, statuses, v5).resolved
+    assert not judge(task, {"f": "SKIPPED", "p": "PASSED"}, v5).resolved  # not for F2P

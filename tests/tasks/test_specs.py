@@ -155,7 +155,22 @@ def test_swebench_5_row_runs_its_own_script() -> None:
         "log_parser": "parse_log_pytest_v2", "eval_type": "fail_only", "image": "x/y:z"})
     spec = resolve_spec(task)
     assert spec is not None and spec.source == "row" and spec.runs_script
-    assert spec.eval_type == "fail_only" and spec.parser == "pytest"
+    assert spec.eval_type == "fail_only" and spec.parser == "pytest" and spec.skipped_maintains
+
+
+def test_swebench_5_rows_name_their_image() -> None:
+    from swebox.tasks.io import Row
+    from swebox.tasks.readers import ReadOptions, convert_rows
+
+    row = {"instance_id": "o__r-3", "repo": "o/r", "base_commit": "c", "patch": "",
+           "test_patch": "", "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]",
+           "environment_setup_commit": "c", "image": "registry.x/sweb.eval.o_r-3:v2",
+           "eval_script": "pytest", "log_parser": "parse_log_pytest", "eval_type": "pass_and_fail"}
+    (task,) = convert_rows([Row(row, "t:1")], "swebench", ReadOptions())
+    assert isinstance(task, Task) and task.run_image == "registry.x/sweb.eval.o_r-3:v2"
+    plain = {k: v for k, v in row.items() if k != "image"}
+    (old,) = convert_rows([Row(plain, "t:2")], "swebench", ReadOptions())
+    assert isinstance(old, Task) and old.image == "swebench/sweb.eval.x86_64.o_1776_r-3:latest"
 
 
 def test_rebench_install_config() -> None:

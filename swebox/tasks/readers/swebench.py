@@ -2,8 +2,9 @@
 
 SWE-bench's HF rows carry FAIL_TO_PASS / PASS_TO_PASS as JSON-encoded strings and have an
 `environment_setup_commit`; SWE-Gym's carry real lists and have none. Both name images by
-convention (see the resolver). `hints_text`, `environment_setup_commit` and any other field
-stay in `extra`.
+convention (see the resolver), unless the row names its `image` (SWE-bench 5 rows do; the
+field also stays in `extra`, so the row writes back unchanged). `hints_text`,
+`environment_setup_commit` and any other field stay in `extra`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def detect_name(row: dict[str, Any]) -> str | None:
 def convert_for(name: str) -> Callable[[dict[str, Any], ReadOptions], Task]:
     def convert(row: dict[str, Any], opts: ReadOptions) -> Task:
         iid = text(row, "instance_id")
-        image = opts.rules.swegym(iid) if name == "swegym" else opts.rules.swebench(iid)
+        # SWE-bench 5 rows name their image; older rows follow the family's convention
+        image = text(row, "image").strip() or (
+            opts.rules.swegym(iid) if name == "swegym" else opts.rules.swebench(iid))
         version = row.get("version")
         return Task(
             instance_id=iid, repo=text(row, "repo"), base_commit=text(row, "base_commit"),

@@ -57,6 +57,9 @@ class TestSpec(BaseModel):
         default=False, description="a listed test absent from the log counts as passed "
         "(SWE-smith's rule)")
     eval_type: EvalType = "pass_and_fail"
+    skipped_maintains: bool = Field(
+        default=False, description="a SKIPPED PASS_TO_PASS test is maintained, not failed "
+        "(SWE-bench 5's rule for rows with their own eval_script)")
     hidden: list[str] = Field(
         default_factory=list, description="paths the agent's sandbox must never see; they exist "
         "only in the grading sandbox (R2E's run_tests.sh and r2e_tests)")

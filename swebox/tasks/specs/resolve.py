@@ -92,7 +92,7 @@ def _from_row(task: Task) -> TestSpec | None:
         eval_type = str(extra.get("eval_type") or "pass_and_fail")
         return TestSpec(script=script, parser=parser_name(extra.get("log_parser")) or "pytest",
                         source="row", eval_type="fail_only" if eval_type == "fail_only"
-                        else "pass_and_fail",
+                        else "pass_and_fail", skipped_maintains=True,
                         note="the row's own eval_script (SWE-bench 5)")
     install = extra.get("install_config")
     if isinstance(install, dict) and install.get("test_cmd"):
