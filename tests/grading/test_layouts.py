@@ -61,3 +61,24 @@ def test_hidden_r2e_tests_are_not_in_the_agents_sandbox(docker_engine: None) -> 
                          "grep -rl test_file_defaults / --include=*.py 2>/dev/null | "
                          "grep -v '^/proc' | head"])
         assert "No such file" in found.output and "r2e_tests/" not in found.output
+
+
+def test_agent_sandboxes_start_in_the_tasks_state_without_hidden_tests(docker_engine: None
+                                                                        ) -> None:
+    from swebox.grading.agent_sandbox import start_agent_sandbox
+
+    sample = load_tasks(["ini_loader"])[0]
+    r2e = as_task(sample, "r2e")
+    with start_agent_sandbox(r2e) as sb:
+        seen = sb.exec(["sh", "-c", "ls -d /r2e_tests /testbed/run_tests.sh /testbed/r2e_tests"
+                        " /root/r2e_tests 2>/dev/null; echo done"])
+        assert seen.output.strip() == "done"
+    smith = as_task(sample, "swesmith")
+    with start_agent_sandbox(smith) as sb:
+        branch = sb.exec(["git", "rev-parse", "--abbrev-ref", "HEAD"]).stdout.strip()
+        assert branch == smith.instance_id
+        assert sb.exec(["test", "-e", "tests/test_config.py"]).exit_code != 0  # removed
+        # the agent's edit from this state grades like the gold patch
+        sb.apply_patch(smith.gold_patch, check=True)
+        verdict, _ = grade(smith, sb.diff(base="HEAD"))
+        assert verdict.resolved
