@@ -12,23 +12,37 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from swebox.errors import SandboxError, SandboxTimeout
-from swebox.sandbox.base import Sandbox
 from swebox.sandbox.models import SandboxConfig
 
 
-class SandboxPool:
+class Pooled(Protocol):
+    """What a pool holds: a sandbox, or something that owns one (an agent's seat)."""
+
+    def renew(self, lease: float | None = None) -> float: ...
+
+    def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=Pooled)
+
+
+class SandboxPool(Generic[T]):
     def __init__(self, config: SandboxConfig, size: int, *, starters: int = 2,
-                 start: Callable[[SandboxConfig], Sandbox] | None = None) -> None:
+                 start: Callable[[SandboxConfig], T] | None = None) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         from swebox.sandbox import start_sandbox
 
         self.config = config
         self.size = size
-        self._start = start or (lambda c: start_sandbox(config=c))
-        self._ready: queue.Queue[Sandbox] = queue.Queue()
+        def default(c: SandboxConfig) -> Any:
+            return start_sandbox(config=c)
+
+        self._start: Callable[[SandboxConfig], T] = start or default
+        self._ready: queue.Queue[T] = queue.Queue()
         self._starting = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -86,7 +100,7 @@ class SandboxPool:
                                      f"{timeout:g}s", hint=f"last error: {self.last_error}")
             time.sleep(0.02)
 
-    def acquire(self, timeout: float = 120) -> Sandbox:
+    def acquire(self, timeout: float = 120) -> T:
         """A started sandbox, at once when one is ready; the caller closes it."""
         if self._closed:
             raise SandboxError("the pool is closed")
@@ -109,7 +123,7 @@ class SandboxPool:
             except queue.Empty:
                 break
 
-    def __enter__(self) -> SandboxPool:
+    def __enter__(self) -> SandboxPool[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
