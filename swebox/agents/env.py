@@ -118,8 +118,8 @@ class SweEnv:
         fatal: str | None = None
         if not parsed.calls:
             self.refused += 1
-            text = self.dialect.error_text(self.dialect.format_error.format(
-                why=parsed.format_error or "no action", names=self.dialect.names))
+            text = self.dialect.format_error.format(why=parsed.format_error or "no action",
+                                                    names=self.dialect.names)
             results.append({"tool_call_id": None, "name": None, "observation": text,
                             "refused": True})
         for call in parsed.calls:

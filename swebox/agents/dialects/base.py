@@ -20,6 +20,9 @@ class ToolDef:
     parameters: dict[str, Any]
     run: Runner
     submits: bool = False  # calling it ends the episode
+    # Applied to every text the tool returns, errors included (R2E-Gym's "Execution output
+    # of [name]:" header, say). Errors first go through the dialect's `error_text`.
+    wrap: Callable[[str], str] | None = None
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools` entry."""
@@ -43,8 +46,10 @@ class Dialect:
     # Models without tool calling get the tools described in text and answer in this form.
     text_form: str = "xml"  # "xml" (R2E's <function=...>) or "bash_block"
     submit_args: dict[str, Any] = field(default_factory=dict)  # what a plain submit sends
+    aliases: dict[str, str] = field(default_factory=dict)  # other names models use for tools
 
     def tool(self, name: str) -> ToolDef | None:
+        name = self.aliases.get(name, name)
         return next((t for t in self.tools if t.name == name), None)
 
     def schemas(self) -> list[dict[str, Any]]:
@@ -65,11 +70,12 @@ class Dialect:
             return self.error_text(self.unknown_tool.format(name=call.name, names=self.names)
                                    ), False, True
         args = {k: v for k, v in call.arguments.items() if v is not None}
+        wrap = tool.wrap or (lambda x: x)
         try:
             text = tool.run(ctx, args)
         except ToolError as e:
-            return self.error_text(str(e)), False, True
-        return text, tool.submits, False
+            return wrap(self.error_text(str(e))), False, True
+        return wrap(text), tool.submits, False
 
     def text_instructions(self) -> str:
         """The tools described for a model that answers in text instead of tool calls."""

@@ -9,7 +9,7 @@ of them through `EditorTexts`.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from swebox.agents.tools.base import ToolContext, ToolError
 
@@ -46,7 +46,16 @@ class EditorTexts:
     dir_only_view: str = ("The path {path} is a directory and only the `view` command can be "
                           "used on directories")
     no_history: str = "No edit history found for {path}."
-    bad_range: str = "Invalid `view_range` parameter: {view_range}. {why}"
+    range_shape: str = "Invalid `view_range`. It should be a list of two integers."
+    range_start: str = ("Invalid `view_range`: {view_range}. Its first element `{first}` should "
+                        "be within the range of lines of the file: {bounds}")
+    range_end: str = ("Invalid `view_range`: {view_range}. Its second element `{last}` should be "
+                      "smaller than the number of lines in the file: `{n}`")
+    range_order: str = ("Invalid `view_range`: {view_range}. Its second element `{last}` should "
+                        "be larger or equal than its first `{first}`")
+    range_dir: str = ("The `view_range` parameter is not allowed when `path` points to a "
+                      "directory.")
+    view_not_py: str = ""  # set: only .py files may be viewed (R2E-Gym), this is the refusal
     bad_insert_line: str = ("Invalid `insert_line` parameter: {insert_line}. It should be within "
                             "the range of lines of the file: {bounds}")
     missing_param: str = "Parameter `{param}` is required for command: {command}."
@@ -60,20 +69,19 @@ class EditorTexts:
 COMMANDS = ("view", "create", "str_replace", "insert", "undo_edit")
 
 
-def numbered(text: str, start: int = 1) -> str:
-    return "\n".join(f"{i:6}\t{line}" for i, line in enumerate(text.split("\n"), start))
+def numbered(text: str, start: int = 1, sep: str = "\t") -> str:
+    return "\n".join(f"{i:6}{sep}{line}" for i, line in enumerate(text.split("\n"), start))
 
 
 class Editor:
     def __init__(self, texts: EditorTexts | None = None, *, absolute_paths: bool = True,
-                 tool_name: str = "str_replace_editor") -> None:
+                 tool_name: str = "str_replace_editor", view_sep: str = "\t",
+                 dir_find: str = "-not -path '*/.*'") -> None:
         self.texts = texts or EditorTexts()
         self.absolute_paths = absolute_paths
         self.tool_name = tool_name
-
-    def with_texts(self, **changes: str) -> Editor:
-        return Editor(replace(self.texts, **changes), absolute_paths=self.absolute_paths,
-                      tool_name=self.tool_name)
+        self.view_sep = view_sep  # between number and line in `view` (snippets use a tab)
+        self.dir_find = dir_find  # what `find` lists when viewing a directory
 
     # -- dispatch ------------------------------------------------------------------------
     def run(self, ctx: ToolContext, command: str | None, path: str | None, *,
@@ -100,9 +108,7 @@ class Editor:
             if command != "view":
                 raise ToolError(t.dir_only_view.format(path=path))
             if view_range:
-                raise ToolError(t.bad_range.format(
-                    view_range=view_range, why="The `view_range` parameter is not allowed when "
-                    "`path` points to a directory."))
+                raise ToolError(t.range_dir.format(view_range=view_range, path=path))
             return self._view_dir(ctx, path)
         if command == "view":
             return self._view(ctx, path, view_range)
@@ -160,42 +166,41 @@ class Editor:
     # -- commands ------------------------------------------------------------------------
     def _view_dir(self, ctx: ToolContext, path: str) -> str:
         q = shlex.quote(path)
-        res = ctx.quiet(f"find {q} -maxdepth 2 -not -path '*/.*' | sort", timeout=60)
+        res = ctx.quiet(f"find {q} -maxdepth 2 {self.dir_find} | sort", timeout=60)
         return self.texts.view_dir.format(path=path, body=res.output.rstrip("\n"))
 
     def _view(self, ctx: ToolContext, path: str, view_range: list[int] | None) -> str:
+        t = self.texts
+        if t.view_not_py and not path.endswith(".py"):
+            raise ToolError(t.view_not_py.format(path=path, name=path.rsplit("/", 1)[-1]))
         text = self.read(ctx, path)
         if not view_range:
-            return self.texts.view_file.format(path=path, body=numbered(text))
+            return t.view_file.format(path=path, body=numbered(text, 1, self.view_sep))
         lines = text.split("\n")
         n = len(lines)
-        bad = self.texts.bad_range
-        if len(view_range) != 2 or not all(isinstance(x, int) for x in view_range):
-            raise ToolError(bad.format(view_range=view_range,
-                                       why="It should be a list of two integers."))
+        fields = {"view_range": view_range, "n": n, "bounds": [1, n]}
+        if len(view_range) != 2:
+            raise ToolError(t.range_shape.format(**fields, first="", last=""))
         first, last = view_range
+        fields.update(first=first, last=last)
         if not 1 <= first <= n:
-            raise ToolError(bad.format(view_range=view_range, why=f"Its first element `{first}` "
-                                       f"should be within the range of lines of the file: "
-                                       f"{[1, n]}"))
+            raise ToolError(t.range_start.format(**fields))
         if last != -1 and last < first:
-            raise ToolError(bad.format(view_range=view_range, why=f"Its second element `{last}` "
-                                       f"should be larger or equal than its first `{first}`"))
+            raise ToolError(t.range_order.format(**fields))
         if last > n:
-            raise ToolError(bad.format(view_range=view_range, why=f"Its second element `{last}` "
-                                       f"should be smaller than the number of lines in the file:"
-                                       f" `{n}`"))
+            raise ToolError(t.range_end.format(**fields))
         chosen = lines[first - 1:] if last == -1 else lines[first - 1:last]
-        return self.texts.view_file.format(path=path, body=numbered("\n".join(chosen), first))
+        return t.view_file.format(path=path,
+                                  body=numbered("\n".join(chosen), first, self.view_sep))
 
     def _create(self, ctx: ToolContext, path: str, text: str) -> str:
         self._write(ctx, path, text, None)
-        return self.texts.created.format(path=path)
+        return self.texts.created.format(path=path, body=numbered(text))
 
     def _str_replace(self, ctx: ToolContext, path: str, old: str, new: str) -> str:
         text = self.read(ctx, path)
         if old == new:
-            raise ToolError(self.texts.same_strings)
+            raise ToolError(self.texts.same_strings.format(old_str=old, new_str=new))
         count = text.count(old) if old else 0
         if count == 0:
             raise ToolError(self.texts.no_match.format(old_str=old, path=path))

@@ -21,10 +21,16 @@ class SearchOutcome:
     total: int = 0
 
 
-def search_text(ctx: ToolContext, term: str | None, path: str | None) -> SearchOutcome:
+def search_text(ctx: ToolContext, term: str | None, path: str | None,
+                include: str | None = None) -> SearchOutcome:
+    """Occurrences of `term` (plain text) under `path`; `include` limits a directory search
+    to file names matching a glob (R2E-Gym searches *.py only)."""
     if not term:
         raise ToolError("No search term given: pass `search_term`.")
     where = path or ctx.workdir
+    if not where.startswith("/"):
+        where = f"{ctx.workdir.rstrip('/')}/{where}"
+    where = ctx.quiet(f"realpath -m {shlex.quote(where)}").output.strip() or where
     q, t = shlex.quote(where), shlex.quote(term)
     kind = ctx.quiet(f"[ -d {q} ] && echo dir || {{ [ -e {q} ] && echo file || echo missing; }}")
     k = kind.output.strip()
@@ -39,7 +45,8 @@ def search_text(ctx: ToolContext, term: str | None, path: str | None) -> SearchO
                 out.lines.append((int(num), text))
         out.total = len(out.lines)
         return out
-    res = ctx.quiet(f"cd {q} && grep -r -c -I -F --exclude-dir='.*' -e {t} . 2>/dev/null"
+    inc = f" --include={shlex.quote(include)}" if include else ""
+    res = ctx.quiet(f"cd {q} && grep -r -c -I -F --exclude-dir='.*'{inc} -e {t} . 2>/dev/null"
                     " | grep -v ':0$'")
     for line in res.output.splitlines():
         name, _, count = line.rpartition(":")
