@@ -57,6 +57,7 @@ class Observation(BaseModel):
         return self.text
 
 
+DEFAULT_PIDS = 1024
 EXIT_REASONS = ("submitted", "max_steps", "wall_time", "sandbox_error", "closed")
 
 
@@ -73,7 +74,9 @@ class SweEnv:
         self.grade_options = grade_options or GradeOptions(backend=backend)
         tool_limits = ToolLimits(bash_timeout=self.limits.bash_timeout,
                                  output_chars=self.limits.output_chars)
-        opts = {"backend": backend, **(sandbox_options or {})}
+        # A pids limit by default: a fork bomb must not take the machine with it.
+        opts = {"backend": backend, "limits": {"pids": DEFAULT_PIDS},
+                **(sandbox_options or {})}
         self._new_seat = seat_factory or (lambda: open_seat(task, tool_limits, **opts))
         self.seat: Seat | None = None
         self._reset_state()
@@ -176,7 +179,7 @@ class SweEnv:
         self.timings["episode"] = round(time.monotonic() - self.started, 4)
         t0 = time.monotonic()
         try:
-            self.patch = self.seat.sandbox.diff(self.seat.start_commit)
+            self.patch = self._diff()
         except SweboxError as e:
             self.patch = ""
             self.exit_reason = f"{self.exit_reason}; the diff could not be taken: {e.message}"
@@ -187,6 +190,17 @@ class SweEnv:
             self.verdict, _ = grade(self.task, self.patch, self.grade_options)
             self.timings["grade"] = round(time.monotonic() - t0, 4)
         self.reward = self._score()
+
+    def _diff(self) -> str:
+        assert self.seat is not None
+        sb = self.seat.sandbox
+        try:
+            return sb.diff(self.seat.start_commit)
+        except SweboxError:
+            # Processes the agent left behind (a fork bomb at the pids limit) can keep the
+            # diff's own exec from starting: the episode is over, so they go first.
+            sb.kill_processes()
+            return sb.diff(self.seat.start_commit)
 
     def _score(self) -> float:
         v, opts = self.verdict, self.reward_options

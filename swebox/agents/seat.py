@@ -57,22 +57,22 @@ class Seat:
             self.sandbox.close()
 
 
-def open_seat(task: Task, limits: ToolLimits | None = None, **options: Any) -> Seat:
+def open_seat(task: Task, tool_limits: ToolLimits | None = None, **options: Any) -> Seat:
     """A seat for `task`, started now (options as for `start_sandbox`)."""
-    return Seat.ready(start_agent_sandbox(task, **options), task.workdir, limits)
+    return Seat.ready(start_agent_sandbox(task, **options), task.workdir, tool_limits)
 
 
 class SeatPool:
     """A warm pool of seats for one task. `acquire()` is the env's seat factory."""
 
-    def __init__(self, task: Task, size: int, limits: ToolLimits | None = None,
+    def __init__(self, task: Task, size: int, tool_limits: ToolLimits | None = None,
                  **options: Any) -> None:
         self.task = task
         cfg = SandboxConfig(image=task.run_image or "unknown", workdir=task.workdir,
                             **{k: v for k, v in options.items() if k in SandboxConfig.model_fields
                                and k not in ("image", "workdir")})
         self._pool: SandboxPool[Seat] = SandboxPool(
-            cfg, size, start=lambda _cfg: open_seat(task, limits, **options))
+            cfg, size, start=lambda _cfg: open_seat(task, tool_limits, **options))
 
     def acquire(self, timeout: float = 300) -> Seat:
         return self._pool.acquire(timeout)
@@ -90,7 +90,7 @@ class SeatPool:
         self.close()
 
 
-def fork_seats(task: Task, n: int, limits: ToolLimits | None = None,
+def fork_seats(task: Task, n: int, tool_limits: ToolLimits | None = None,
                **options: Any) -> list[Seat]:
     """`n` seats started from one prepared state of `task` (a snapshot of its agent sandbox);
     the snapshot goes when the last of them closes."""
@@ -102,7 +102,7 @@ def fork_seats(task: Task, n: int, limits: ToolLimits | None = None,
     seats: list[Seat] = []
     try:
         for sb in sandboxes:
-            seats.append(Seat.ready(sb, task.workdir, limits))
+            seats.append(Seat.ready(sb, task.workdir, tool_limits))
     except BaseException:
         for s in seats:
             s.close()
@@ -117,9 +117,9 @@ class PreparedState:
     starts from its snapshot (a fork). The snapshot goes once every use has started and the
     last seat started from it has closed."""
 
-    def __init__(self, task: Task, uses: int, limits: ToolLimits | None = None,
+    def __init__(self, task: Task, uses: int, tool_limits: ToolLimits | None = None,
                  **options: Any) -> None:
-        self.task, self.uses, self.limits, self.options = task, uses, limits, options
+        self.task, self.uses, self.limits, self.options = task, uses, tool_limits, options
         self._snap: Any = None
         self._lock = threading.Lock()
 

@@ -126,6 +126,11 @@ class Sandbox(abc.ABC):
     def close(self) -> None:
         """Stop and remove the sandbox. Idempotent."""
 
+    def kill_processes(self) -> int:
+        """Kill every process in the sandbox but its init; returns how many. Backends that
+        can reach their processes from outside override this."""
+        raise SandboxError(f"{type(self).__name__} cannot kill its processes from outside")
+
     def oom_killed(self) -> bool:
         """Whether the OOM killer struck in this sandbox (backends that can tell override)."""
         return False

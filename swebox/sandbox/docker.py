@@ -8,6 +8,8 @@ that holds the lease, commands run through `exec`, the shell through an attached
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 import secrets
@@ -212,6 +214,34 @@ class DockerSandbox(Sandbox):
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
         except (APIError, OSError, ValueError):
             pass
+
+    def kill_processes(self) -> int:
+        """Kill every process but the sandbox's init (the lease loop): the way back from a fork
+        bomb, whose children no in-sandbox kill can outrun (a full pids limit even refuses the
+        kill's own exec). The container is frozen, each process SIGKILLed from the host (the
+        engine must run on this machine), then thawed; repeated while any is left."""
+        self._check_open()
+        killed = 0
+        try:
+            init = int(self.api.inspect_container(self.id)["State"]["Pid"])
+            for _ in range(10):
+                self.api.pause(self.id)
+                try:
+                    top = self.api.top(self.id)
+                    col = top["Titles"].index("PID")
+                    pids = [int(p[col]) for p in top.get("Processes") or [] if int(p[col]) != init]
+                    for pid in pids:
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                finally:
+                    self.api.unpause(self.id)
+                killed += len(pids)
+                if not pids:
+                    break
+                time.sleep(0.05)
+        except (APIError, KeyError, ValueError) as e:
+            raise SandboxError(f"cannot kill the processes of {self.name}: {e}") from e
+        return killed
 
     def shell(self, timeout: float | None = None) -> Session:
         _, resp = self._exec_socket(["/bin/sh", "-c", SHELL_BOOT], stdin=True, cwd=None,

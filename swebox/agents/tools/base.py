@@ -12,7 +12,7 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 
-from swebox.errors import SandboxTimeout, SessionClosed
+from swebox.errors import SandboxError, SandboxTimeout, SessionClosed
 from swebox.sandbox import ExecResult, Sandbox, Session
 
 
@@ -45,10 +45,26 @@ class ToolContext:
     @property
     def session(self) -> Session:
         if self._session is None or self._session.closed:
-            self._session = self.sandbox.shell()
-            # The episode starts in the repository, as every scaffold's shell does.
-            self._session.run(f"cd {shlex.quote(self.workdir)}", timeout=30)
+            try:
+                self._session = self._open_shell()
+            except SandboxError:
+                # No shell starts: a fork bomb filled the pids limit, or runaway processes.
+                # Kill everything but init and try once more; if that fails the sandbox is
+                # lost and the error ends the episode.
+                killed = self.sandbox.kill_processes()
+                self.notes.append(f"killed {killed} processes to get a shell back")
+                self._tool_shell = None
+                self._session = self._open_shell()
         return self._session
+
+    def _open_shell(self) -> Session:
+        session = self.sandbox.shell()
+        # The episode starts in the repository, as every scaffold's shell does.
+        res = session.run(f"cd {shlex.quote(self.workdir)}", timeout=30)
+        if res.exit_code != 0 and not res.output.strip():
+            session.close()
+            raise SessionClosed("the new shell could not run a command")
+        return session
 
     def run_shell(self, command: str, timeout: float, limit: int) -> ExecResult:
         """Run in the persistent shell. A shell that died (the command ran `exit`, or a
@@ -60,8 +76,9 @@ class ToolContext:
                 self._session.close()
             self._session = None
             self.notes.append(f"the shell was restarted: {e.message}")
-            return ExecResult(exit_code=-1, output=f"{e.message}; a new shell was started in "
-                              f"{self.workdir} (environment variables and cwd were reset)")
+            return ExecResult(exit_code=-1, output=f"{e.message}; the next command runs in a "
+                              f"new shell in {self.workdir} (environment variables and the "
+                              "working directory are reset)")
 
     def quiet(self, command: str, timeout: float = 60, limit: int = 64 * 1024**2) -> ExecResult:
         """A helper command of the tools themselves, never the agent's: it runs in a second
