@@ -45,7 +45,18 @@ def _root(
 
 
 def _register() -> None:
-    from swebox.cli import cache, doctor, evaluate, gc, images, parse_log, samples, sandbox, tasks
+    from swebox.cli import (
+        cache,
+        doctor,
+        evaluate,
+        gc,
+        images,
+        parse_log,
+        rollout,
+        samples,
+        sandbox,
+        tasks,
+    )
 
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(images.app, name="images")
@@ -57,6 +68,8 @@ def _register() -> None:
     app.add_typer(samples.app, name="samples")
     app.command("gc")(gc.gc)
     app.command("doctor")(doctor.doctor)
+    app.command("rollout")(rollout.rollout)
+    app.add_typer(rollout.trajectories_app, name="trajectories")
 
 
 _register()

@@ -9,7 +9,6 @@ that holds the lease, commands run through `exec`, the shell through an attached
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import os
 import secrets
