@@ -92,9 +92,11 @@ def _bash(ctx: ToolContext, a: dict[str, Any]) -> str:
         out = (f"Bash command '{words[0]}' is not allowed. Please use a different command or "
                "tool.")
         return f"Exit code: Error: Exit code 1\nExecution output of [execute_bash]:\n{out}"
-    # stdout and stderr apart, as R2E-Gym shows them; stderr goes to a file of the tools'.
+    # R2E-Gym runs each command in a fresh `sh -c` (nothing persists, `exit` ends only the
+    # command): a subshell of the session does the same. stdout and stderr are shown apart,
+    # so stderr goes to a file of the tools'.
     err = f"/tmp/.swebox-stderr-{secrets.token_hex(4)}"
-    r = run_bash(ctx, f"{{\n{cmd}\n}} 2>{err}", a.get("timeout"))
+    r = run_bash(ctx, f"(\n{cmd}\n) 2>{err}", a.get("timeout"))
     stderr = cap(ctx.quiet(f"cat {err} 2>/dev/null; rm -f {err}").output,
                  ctx.limits.output_chars)
     if r.timed_out:

@@ -46,7 +46,7 @@ def search_text(ctx: ToolContext, term: str | None, path: str | None,
         out.total = len(out.lines)
         return out
     inc = f" --include={shlex.quote(include)}" if include else ""
-    res = ctx.quiet(f"cd {q} && grep -r -c -I -F --exclude-dir='.*'{inc} -e {t} . 2>/dev/null"
+    res = ctx.quiet(f"cd {q} && grep -r -c -I -F --exclude-dir='.[!.]*'{inc} -e {t} . 2>/dev/null"
                     " | grep -v ':0$'")
     for line in res.output.splitlines():
         name, _, count = line.rpartition(":")
