@@ -9,8 +9,15 @@ import threading
 
 import pytest
 
-from swebox.agents import (EpisodeLimits, PreparedState, RewardOptions, RuleAgent, SeatPool,
-                           SweEnv, ToolCall)
+from swebox.agents import (
+    EpisodeLimits,
+    PreparedState,
+    RewardOptions,
+    RuleAgent,
+    SeatPool,
+    SweEnv,
+    ToolCall,
+)
 from swebox.errors import SweboxError
 from swebox.tasks.model import Task
 

@@ -23,7 +23,7 @@ def env(sample_tasks: dict[str, Task]) -> Iterator[SweEnv]:
 
 
 def call(env: SweEnv, name: str, **args: object) -> str:
-    obs, _, done, info = env.step(ToolCall(name=name, arguments=dict(args)))
+    obs, _, done, _ = env.step(ToolCall(name=name, arguments=dict(args)))
     assert not done
     return obs
 
