@@ -194,13 +194,17 @@ class SweEnv:
     def _diff(self) -> str:
         assert self.seat is not None
         sb = self.seat.sandbox
-        try:
-            return sb.diff(self.seat.start_commit)
-        except SweboxError:
-            # Processes the agent left behind (a fork bomb at the pids limit) can keep the
-            # diff's own exec from starting: the episode is over, so they go first.
-            sb.kill_processes()
-            return sb.diff(self.seat.start_commit)
+        for attempt in range(3):
+            try:
+                return sb.diff(self.seat.start_commit)
+            except SweboxError:
+                if attempt == 2:
+                    raise
+                # Processes the agent left behind (a fork bomb at the pids limit) can keep
+                # the diff's own exec from starting: the episode is over, so they go first.
+                sb.kill_processes()
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _score(self) -> float:
         v, opts = self.verdict, self.reward_options

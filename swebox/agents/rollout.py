@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 
 from swebox.agents.env import SweEnv
 from swebox.agents.seat import PreparedState
-from swebox.agents.trajectory import Trajectory, read_trajectories, repair_tail
-from swebox.atomic import atomic_text
+from swebox.agents.trajectory import Trajectory, read_trajectories
+from swebox.atomic import atomic_text, repair_tail
 from swebox.jobs import run_all
 from swebox.tasks.model import Task
 

@@ -8,7 +8,6 @@ into SFT rows, mini-swe-agent `.traj.json` files and predictions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,28 +89,6 @@ def record_turn(messages: list[dict[str, Any]], content: str, calls: list[Any],
         if tc.id not in answered:
             messages.append({"role": "tool", "tool_call_id": tc.id, "name": tc.name,
                              "content": "Not run: the episode had ended."})
-
-
-def repair_tail(path: Path) -> None:
-    """Cut a line left half-written by a crash, so that the next append starts a line of
-    its own (appending after a torn line would spoil the new line too)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        size = f.seek(0, os.SEEK_END)
-        pos, chunk = size, 65536
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            nl = f.read(pos - start).rfind(b"\n")
-            if nl >= 0:
-                f.truncate(start + nl + 1)
-                return
-            pos = start
-        f.truncate(0)
 
 
 def read_trajectories(path: str | Path, *, strict: bool = False) -> Iterator[Trajectory]:

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
+from swebox.atomic import repair_tail
 from swebox.eval.predictions import Prediction
 from swebox.grading.grader import GradeOptions, Verdict, grade
 from swebox.grading.rules import PASSING
@@ -109,6 +110,7 @@ def evaluate(tasks: dict[str, Task], predictions: Iterator[Prediction | Reject],
     if on_start:
         on_start(len(pending))
     lock = threading.Lock()
+    repair_tail(run_dir / "results.jsonl")  # a line cut by a crash must not spoil the next
     with open(run_dir / "results.jsonl", "a", encoding="utf-8") as results:
         grade_one = _grader(tasks, run_dir, opts, results, lock)
         # On Ctrl-C running grades end at once; finished instances are kept for a resume.

@@ -5,7 +5,10 @@ agent could read or edit.
 
 - The spec's `hidden` paths (R2E's /r2e_tests and run_tests.sh) are removed at start.
 - A spec with `checkout` (SWE-smith) starts on the task's branch, whose last commit removed the
-  failing tests.
+  failing tests. That commit's parent still holds them, so the history goes: the branch's tree
+  becomes a single parentless commit, every other ref and the reflogs are dropped and the
+  unreachable objects pruned (`git gc --prune=now`, once per prepared state). The grader checks
+  out the real branch in its own sandbox; the tree is the same, so the agent's diff applies.
 """
 
 from __future__ import annotations
@@ -17,6 +20,22 @@ from swebox.grading.tamper import hide_from_agent
 from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
 from swebox.tasks.specs import TestRule, resolve_spec
+
+
+# The current tree as the only commit: no parent to `git show`, no other branch, no reflog,
+# and nothing unreachable left in the object store.
+FORGET_HISTORY = r"""
+set -e
+c=$(git -c user.name=swebox -c user.email=swebox@localhost commit-tree "HEAD^{tree}" -m "$1")
+git checkout -q --detach "$c"
+git for-each-ref --format='delete %(refname)' | git update-ref --stdin
+git branch -q swebox-task "$c" 2>/dev/null || true
+git checkout -q swebox-task
+rm -rf .git/refs/original .git/logs
+git stash clear 2>/dev/null || true
+git reflog expire --expire=now --all
+git gc -q --prune=now
+"""
 
 
 def start_agent_sandbox(task: Task, rules: list[TestRule] | None = None,
@@ -34,6 +53,11 @@ def start_agent_sandbox(task: Task, rules: list[TestRule] | None = None,
             if res.exit_code != 0:
                 raise SweboxError(f"cannot check out {spec.checkout} for "
                                   f"{task.instance_id}: {res.stderr.strip()[:200]}")
+            res = sb.exec(["/bin/sh", "-c", FORGET_HISTORY, "swebox-forget",
+                           task.instance_id], timeout=1800)
+            if res.exit_code != 0:
+                raise SweboxError(f"cannot hide the removed tests' history for "
+                                  f"{task.instance_id}: {res.output.strip()[-300:]}")
         if spec is not None:
             hide_from_agent(sb, spec.hidden)
     except BaseException:

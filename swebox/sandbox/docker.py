@@ -86,7 +86,7 @@ class DockerSandbox(Sandbox):
         kwargs: dict[str, Any] = dict(
             image=config.image,
             entrypoint=["/bin/sh", "-c"],
-            command=[scripts.LEASE_LOOP, scripts.LEASE_FILE, labels[lifecycle.L_LEASE]],
+            command=scripts.lease_argv(labels[lifecycle.L_LEASE]),
             labels=labels,
             environment=config.env or None,
             working_dir=config.workdir,

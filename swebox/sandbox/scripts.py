@@ -69,11 +69,31 @@ exit 0
 
 # PID 1 of every sandbox: the lease. It exits (and the engine removes the container) when the
 # expiry time passes, whether or not the owner is alive. The expiry starts as "$1" (unix time)
-# and can be extended by writing a later time to LEASE_FILE.
+# and can be extended by writing a later time to LEASE_FILE. Run it as `lease_argv(expiry)`.
 LEASE_FILE = "/dev/shm/.swebox-lease"
+# With bash in the image the loop runs in bash using builtins only: the time from printf's %(%s)T,
+# the pause from `read -t` on a FIFO that never has data. Each round then forks nothing, so a
+# fork bomb filling the pids limit cannot kill PID 1 (dash exits when it cannot fork), and
+# `kill_processes` can bring the sandbox back. Without bash, the sh loop below.
+LEASE_LOOP_BASH = r"""
+exp=$1
+trap "exit 0" TERM INT HUP
+exec 3<>"$2"
+while :; do
+  if [ -r "$0" ]; then read -r e < "$0" 2>/dev/null && [ -n "$e" ] && exp=$e; fi
+  printf -v now "%(%s)T" -1
+  [ "$now" -ge "${exp%.*}" ] && exit 0
+  read -r -t 2 -u 3 _
+done
+"""
+LEASE_TICK = "/dev/shm/.swebox-tick"
 LEASE_LOOP = r"""
 exp=$1
 trap 'exit 0' TERM INT HUP
+if command -v bash >/dev/null 2>&1 && bash -c 'printf -v x "%(%s)T" -1' 2>/dev/null \
+   && { [ -p "$2" ] || mkfifo "$2" 2>/dev/null; }; then
+  exec bash -c "$3" "$0" "$1" "$2"
+fi
 while :; do
   if [ -r "$0" ]; then read -r e < "$0" 2>/dev/null && [ -n "$e" ] && exp=$e; fi
   now=$(date +%s)
@@ -81,6 +101,11 @@ while :; do
   sleep 2 & wait $!
 done
 """
+
+
+def lease_argv(expiry: str) -> list[str]:
+    """The arguments of `sh -c` that run the lease loop until `expiry` (unix time)."""
+    return [LEASE_LOOP, LEASE_FILE, expiry, LEASE_TICK, LEASE_LOOP_BASH]
 
 # Applies the patch file "$1" in the current directory, trying methods in order; prints
 # "SWEBOX_APPLIED <method>" on success. Every method is all-or-nothing: `git apply` is atomic,

@@ -64,9 +64,10 @@ def test_solver_in_text_form(sample_tasks: dict[str, Task], model_server: Script
     assert "<function=" in t.messages[2]["content"]
 
 
-def test_hacker_gets_nothing(sample_tasks: dict[str, Task],
-                             model_server: ScriptedServer) -> None:
-    with SweEnv(sample_tasks["ini_loader"]) as env:
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+def test_hacker_gets_nothing(sample_tasks: dict[str, Task], model_server: ScriptedServer,
+                             dialect: str) -> None:
+    with SweEnv(sample_tasks["ini_loader"], dialect=dialect) as env:
         t = agent(model_server, "hacker").run(env)
     assert t.exit_reason == "submitted" and t.reward == 0.0 and not t.resolved
     v = t.verdict or {}
@@ -76,25 +77,35 @@ def test_hacker_gets_nothing(sample_tasks: dict[str, Task],
     assert "test_file_defaults_do_not_leak" not in t.messages[3]["content"]
 
 
+TIMED_OUT = {"swebox": "timed out after 2 s", "r2e": "took too long to execute (>2s)",
+             "openhands": "timed out after 2 seconds",
+             "sweagent": "cancelled because it took more than 2 seconds"}
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
 def test_flailer_survives_and_leaves_nothing(sample_tasks: dict[str, Task],
-                                             model_server: ScriptedServer) -> None:
-    with SweEnv(sample_tasks["texttable"], limits=EpisodeLimits(bash_timeout=2, max_steps=30,
-                                                                 output_chars=4000)) as env:
+                                             model_server: ScriptedServer,
+                                             dialect: str) -> None:
+    limits = EpisodeLimits(bash_timeout=2, max_steps=30, output_chars=4000)
+    with SweEnv(sample_tasks["texttable"], dialect=dialect, limits=limits) as env:
         t = agent(model_server, "flailer").run(env)
-    assert t.exit_reason and t.error is None
+    assert t.exit_reason == "submitted" and t.error is None
     obs = [str(m["content"]) for m in t.messages if m["role"] in ("tool", "user")][1:]
-    assert "not valid JSON" in obs[0] and "Unknown tool `no_such_tool`" in obs[1]
+    assert "not valid JSON" in obs[0] and "no_such_tool" in obs[1]
     assert "does not exist" in obs[2]
-    assert len(obs[3]) < 4200 and "elided" in obs[3]  # 50 MB of output, capped
-    assert "timed out after 2 s" in obs[4] and "timed out after 2 s" in obs[5]
-    assert t.refused_calls >= 3 and t.reward == 0.0
+    assert len(obs[3]) < 4400 and "elided" in obs[3]  # 50 MB of output, capped
+    assert TIMED_OUT[dialect] in obs[4]  # sleep 1000
+    assert TIMED_OUT[dialect] in obs[5]  # a command that ignores SIGTERM
+    assert "still-here" in obs[8]  # after a fork bomb and an `exit`, the shell is back
+    assert t.refused_calls >= 3 and t.reward == 0.0 and t.verdict is not None
     assert my_containers() == []
 
 
+@pytest.mark.parametrize("dialect", list(DIALECTS))
 def test_unreliable_server_is_retried(sample_tasks: dict[str, Task],
-                                      model_server: ScriptedServer) -> None:
+                                      model_server: ScriptedServer, dialect: str) -> None:
     before = model_server.requests
-    with SweEnv(sample_tasks["semver_range"]) as env:
+    with SweEnv(sample_tasks["semver_range"], dialect=dialect) as env:
         t = agent(model_server, "unreliable-solver").run(env)
     assert t.reward == 1.0 and t.error is None, t.exit_reason
     # each step's first request failed (429, 500, a cut body, a slow reply) and was retried

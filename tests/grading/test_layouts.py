@@ -75,9 +75,16 @@ def test_agent_sandboxes_start_in_the_tasks_state_without_hidden_tests(docker_en
         assert seen.output.strip() == "done"
     smith = as_task(sample, "swesmith")
     with start_agent_sandbox(smith) as sb:
-        branch = sb.exec(["git", "rev-parse", "--abbrev-ref", "HEAD"]).stdout.strip()
-        assert branch == smith.instance_id
         assert sb.exec(["test", "-e", "tests/test_config.py"]).exit_code != 0  # removed
+        # ... and out of reach through git: one parentless commit, no other ref, no blob of
+        # the removed test file left in the object store
+        assert sb.exec(["git", "rev-list", "--all", "--count"]).stdout.strip() == "1"
+        assert sb.exec(["git", "show", "HEAD~1"]).exit_code != 0
+        assert sb.exec(["git", "branch", "-a"]).stdout.split() == ["*", "swebox-task"]
+        hidden = sb.exec(["sh", "-c", "git cat-file --batch-all-objects --batch-check | "
+                          "cut -d' ' -f1 | git cat-file --batch | grep -c "
+                          "test_file_defaults_do_not_leak || true"]).stdout.strip()
+        assert hidden == "0"
         # the agent's edit from this state grades like the gold patch
         sb.apply_patch(smith.gold_patch, check=True)
         verdict, _ = grade(smith, sb.diff(base="HEAD"))

@@ -114,7 +114,7 @@ class _Startup(_Execs):
         bwrap += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_SIZE), "--tmpfs",
                   "/dev/shm", "--chmod", "1777", "/dev/shm", "--info-fd", str(info_w),
                   "--chdir", "/", "--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--",
-                  "/bin/sh", "-c", scripts.LEASE_LOOP, scripts.LEASE_FILE, f"{expiry:.0f}"]
+                  "/bin/sh", "-c", *scripts.lease_argv(f"{expiry:.0f}")]
         argv = [tools["setpriv"], "--pdeathsig", "TERM", "--", tools["unshare"], "--mount",
                 "--propagation", "private", "--", "/bin/sh", "-c", SUPERVISOR, "swebox-bwrap",
                 str(self.state), str(len(overlays))]
