@@ -28,6 +28,7 @@ from swebox.agents.seat import Seat, open_seat
 from swebox.agents.tools.base import ToolLimits
 from swebox.errors import SandboxError, SweboxError
 from swebox.grading.grader import GradeOptions, Verdict, grade
+from swebox.jobs import stopping
 from swebox.tasks.model import Task
 
 
@@ -185,7 +186,7 @@ class SweEnv:
             self.exit_reason = f"{self.exit_reason}; the diff could not be taken: {e.message}"
         self.timings["diff"] = round(time.monotonic() - t0, 4)
         self.close()  # the agent's sandbox is done before grading starts its own
-        if self.reward_options.grade:
+        if self.reward_options.grade and not stopping():
             t0 = time.monotonic()
             self.verdict, _ = grade(self.task, self.patch, self.grade_options)
             self.timings["grade"] = round(time.monotonic() - t0, 4)

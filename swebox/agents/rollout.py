@@ -31,7 +31,7 @@ from swebox.agents.env import SweEnv
 from swebox.agents.seat import PreparedState
 from swebox.agents.trajectory import Trajectory, read_trajectories
 from swebox.atomic import atomic_text, repair_tail
-from swebox.jobs import run_all
+from swebox.jobs import run_all, stopping
 from swebox.tasks.model import Task
 
 
@@ -106,6 +106,8 @@ def run_rollouts(tasks: Iterable[Task], make_agent: Callable[[], Agent], out: Pa
                 error = f"{type(e).__name__}: {e}"
             finally:
                 env.close()
+            if stopping():  # the run is being torn down: this episode did not finish
+                return
             with lock:
                 if traj is not None:
                     trajs.write(traj.line())

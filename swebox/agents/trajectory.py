@@ -41,9 +41,9 @@ class Trajectory(BaseModel):
     instance_id: str
     sample: int = 0
     model: str | None = None
-    agent: str = "llm"
+    agent: str  # required, with `messages`: a task or prediction row is not a trajectory
     dialect: str = "swebox"
-    messages: list[dict[str, Any]] = Field(default_factory=list)
+    messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = Field(default_factory=list)
     reward: float = 0.0
     resolved: bool = False

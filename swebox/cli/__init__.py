@@ -86,6 +86,8 @@ def main() -> None:
         rc = app(standalone_mode=False)
         if isinstance(rc, int) and rc:
             close_all()
+            if rc == 130:  # click turned Ctrl-C into Abort, and that into exit code 130
+                err_console.print("[yellow]interrupted; sandboxes cleaned up[/]")
             sys.exit(rc)
     except SweboxError as e:
         close_all()

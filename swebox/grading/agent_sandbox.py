@@ -21,7 +21,6 @@ from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
 from swebox.tasks.specs import TestRule, resolve_spec
 
-
 # The current tree as the only commit: no parent to `git show`, no other branch, no reflog,
 # and nothing unreachable left in the object store.
 FORGET_HISTORY = r"""
