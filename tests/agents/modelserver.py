@@ -18,13 +18,14 @@ no per-episode state and any number of episodes can share it. The policy is the 
   timeout (in turn), the retry succeeds.
 
 Tasks are recognised by their problem statement; `ScriptedServer(tasks)` knows their gold
-patches. Run as a module for a separate process: `python -m tests.agents.modelserver --port N
---samples` serves the bundled sample tasks.
+patches. Run as a module for a separate process: `python -m tests.agents.modelserver --port N`
+serves the bundled sample tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import socket
@@ -258,8 +259,9 @@ class ScriptedServer:
         if not str(body.get("model", "")).startswith("unreliable-"):
             return None
         messages = body.get("messages", [])
-        key = f"{body.get('model')}|{self.script_for(messages).instance_id}|{len(messages)}|" \
-              f"{messages[-1].get('content', '')[:80] if messages else ''}"
+        # the whole conversation so far: one key per step of one episode
+        key = hashlib.sha256(json.dumps([body.get("model"), messages], sort_keys=True)
+                             .encode()).hexdigest()
         with self._lock:
             seen = self.faults.get(key, 0)
             self.faults[key] = seen + 1

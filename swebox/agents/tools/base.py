@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import time
 from dataclasses import dataclass, field
 
 from swebox.errors import SandboxError, SandboxTimeout, SessionClosed
@@ -54,7 +55,15 @@ class ToolContext:
                 killed = self.sandbox.kill_processes()
                 self.notes.append(f"killed {killed} processes to get a shell back")
                 self._tool_shell = None
-                self._session = self._open_shell()
+                for wait in (0.3, 0.6, 1.0, 2.0, 4.0, 0.0):  # their pids come free a moment later
+                    try:
+                        self._session = self._open_shell()
+                        break
+                    except SandboxError:
+                        if not wait:
+                            raise
+                        time.sleep(wait)
+        assert self._session is not None
         return self._session
 
     def _open_shell(self) -> Session:
