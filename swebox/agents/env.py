@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -59,6 +60,7 @@ class Observation(BaseModel):
 
 
 DEFAULT_PIDS = 1024
+_CLOSER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="swebox-env-close")
 EXIT_REASONS = ("submitted", "max_steps", "wall_time", "sandbox_error", "closed")
 
 
@@ -80,6 +82,7 @@ class SweEnv:
                 **(sandbox_options or {})}
         self._new_seat = seat_factory or (lambda: open_seat(task, tool_limits, **opts))
         self.seat: Seat | None = None
+        self._closing: Future[None] | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -168,9 +171,13 @@ class SweEnv:
                 "timings": dict(self.timings)}
 
     def close(self) -> None:
+        """Close the episode's sandbox (waiting for a removal already under way)."""
         if self.seat is not None:
             self.seat.close()
             self.seat = None
+        if self._closing is not None:
+            self._closing.result()
+            self._closing = None
 
     # -- the end of an episode -----------------------------------------------------------
     def _finish(self, reason: str, detail: str | None = None) -> None:
@@ -185,7 +192,10 @@ class SweEnv:
             self.patch = ""
             self.exit_reason = f"{self.exit_reason}; the diff could not be taken: {e.message}"
         self.timings["diff"] = round(time.monotonic() - t0, 4)
-        self.close()  # the agent's sandbox is done before grading starts its own
+        # The agent's sandbox goes in the background (an engine removal takes 0.1-0.3 s, more
+        # under load) while grading starts its own; close() waits for it.
+        seat, self.seat = self.seat, None
+        self._closing = _CLOSER.submit(seat.close)
         if self.reward_options.grade and not stopping():
             t0 = time.monotonic()
             self.verdict, _ = grade(self.task, self.patch, self.grade_options)
@@ -196,7 +206,7 @@ class SweEnv:
         assert self.seat is not None
         sb = self.seat.sandbox
         try:
-            return sb.diff(self.seat.start_commit)
+            return self.seat.diff()
         except SweboxError:
             # Processes the agent left behind (a fork bomb at the pids limit) can keep the
             # diff's own exec from starting: the episode is over, so they go first. Their pids

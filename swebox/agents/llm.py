@@ -86,7 +86,16 @@ class LLMAgent:
         return resp
 
     def run(self, env: SweEnv, sample: int = 0) -> Trajectory:
-        """One episode: reset, then model turns and env steps until the episode ends."""
+        """One episode: reset, then model turns and env steps until the episode ends. On an
+        unexpected error the env is closed (its sandbox never outlives the call) and the error
+        raised."""
+        try:
+            return self._run(env, sample)
+        except BaseException:
+            env.close()
+            raise
+
+    def _run(self, env: SweEnv, sample: int) -> Trajectory:
         c = self.config
         started_at = time.time()
         usage = Usage()

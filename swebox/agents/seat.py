@@ -9,12 +9,13 @@ from one prepared state).
 
 from __future__ import annotations
 
+import shlex
 import threading
 from typing import Any
 
 from swebox.agents.tools.base import ToolContext, ToolLimits
 from swebox.grading.agent_sandbox import start_agent_sandbox
-from swebox.sandbox import Sandbox, SandboxConfig
+from swebox.sandbox import Sandbox, SandboxConfig, scripts
 from swebox.sandbox.pool import SandboxPool
 from swebox.tasks.model import Task
 
@@ -38,6 +39,17 @@ class Seat:
         except BaseException:
             sandbox.close()
             raise
+
+    def diff(self) -> str:
+        """The episode's changes against its starting commit, run in the tools' shell (a
+        round trip instead of an engine exec: ~2 ms against ~100 ms, and far more under
+        load). The same program as `Sandbox.diff`, whose exec path is the fallback."""
+        ref = self.start_commit or self.sandbox.config.base_commit or "HEAD"
+        res = self.ctx.quiet(f"sh -c {shlex.quote(scripts.DIFF)} swebox-diff "
+                             f"{shlex.quote(ref)} 2>/dev/null", timeout=600)
+        if res.exit_code == 0 and not res.truncated and not res.timed_out:
+            return res.output
+        return self.sandbox.diff(ref)
 
     @property
     def expires(self) -> float:

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -280,7 +281,7 @@ class ScriptedServer:
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
-            body = await request.json()
+            body = orjson.loads(await request.body())
             with server._lock:
                 server.requests += 1
             fault = server.fault_for(body)
@@ -291,7 +292,7 @@ class ScriptedServer:
                 return JSONResponse({"error": {"message": "boom"}}, status_code=500)
             if fault == "slow":
                 await asyncio.sleep(float(request.headers.get("x-slow", "6")))
-            reply = json.dumps(server.respond(body)).encode()
+            reply = orjson.dumps(server.respond(body))
             if fault == "cut":  # promise the whole body, send half, drop the connection
                 return CutResponse(reply)
             return Response(reply, media_type="application/json")

@@ -46,8 +46,10 @@ def test_reset_gives_the_task_and_the_tools(sample_tasks: dict[str, Task]) -> No
         assert done and info["exit_reason"] == "submitted" and info["patch"] == ""
         with pytest.raises(SweboxError, match="not running"):
             env.step(bash("true"))
-        # the agent's sandbox is gone once the episode is over
+        # the agent's sandbox goes once the episode is over (removed in the background while
+        # grading starts; close() waits for it)
         assert env.seat is None
+        env.close()
         with pytest.raises(SweboxError):
             sandbox.exec("true")
 
