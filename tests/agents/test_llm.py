@@ -4,6 +4,8 @@ unreliable server. The model is not under test; the loop, tools, sandboxes and r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import docker
 import pytest
 
@@ -123,4 +125,18 @@ def test_a_dead_endpoint_ends_the_episode_with_a_reason(sample_tasks: dict[str, 
     with SweEnv(sample_tasks["semver_range"]) as env:
         t = LLMAgent(cfg).run(env)
     assert t.exit_reason == "model_error" and t.error and "Connection" in t.error
+    assert my_containers() == []
+
+
+def test_solver_resolves_every_sample_task(sample_tasks: dict[str, Task],
+                                           model_server: ScriptedServer,
+                                           tmp_path: Path) -> None:
+    from swebox.agents import run_rollouts
+
+    out = tmp_path / "run"
+    report = run_rollouts(list(sample_tasks.values()), lambda: agent(model_server, "solver"),
+                          out, workers=2)
+    assert report.episodes == len(sample_tasks) == 5 and report.errors == 0
+    assert report.mean_reward == 1.0 and sorted(report.resolved_tasks) == sorted(
+        t.instance_id for t in sample_tasks.values())
     assert my_containers() == []
