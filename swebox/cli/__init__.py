@@ -51,6 +51,7 @@ def _register() -> None:
         evaluate,
         gc,
         images,
+        integrations,
         parse_log,
         rollout,
         samples,
@@ -70,6 +71,7 @@ def _register() -> None:
     app.command("doctor")(doctor.doctor)
     app.command("rollout")(rollout.rollout)
     app.add_typer(rollout.trajectories_app, name="trajectories")
+    app.add_typer(integrations.app, name="integrations")
 
 
 _register()
