@@ -63,6 +63,9 @@ def convert(
     data_source: str = typer.Option(None, "--data-source", help="data_source column "
                                     "(rllm, skyrl)."),
     max_steps: int = typer.Option(6, "--max-steps", help="max_steps (graphplanner)."),
+    env_class: str = typer.Option("null", "--env-class", help="env_class column (skyrl): "
+                                  "'swebox' for swebox's SkyRL env, 'null' for SkyRL's "
+                                  "mini-swe-agent generator."),
     r2e_id: str = R2E_ID,
     workers: int = typer.Option(None, "--workers", "-j", min=1,
                                 help="Worker processes (default: one per core; 1: serial)."),
@@ -74,7 +77,8 @@ def convert(
     from swebox.tasks.resolver import load_rules
     from swebox.tasks.writers import WriteOptions
 
-    opts = WriteOptions(split=split, data_source=data_source, max_steps=max_steps)
+    opts = WriteOptions(split=split, data_source=data_source, max_steps=max_steps,
+                        env_class=env_class)
     if hf:
         items, _ = _source(src, fmt_in, hf, split, rules, r2e_id)
         report = run(items, output, to, rejects=rejects, write_opts=opts)
