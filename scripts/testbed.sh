@@ -84,6 +84,19 @@ for pkg in swebench==4.1.0 swebench==5.0.2; do
   fi
 done
 
+# mini-swe-agent 2.4.6, the peer of benchmarks/bench_agents.py and the framework of the
+# mini-swe-agent adapter's tests, with this checkout of swebox installed beside it.
+mini="$VENVS/mini-swe-agent-2.4.6"
+if [ ! -x "$mini/bin/python" ] || ! "$mini/bin/python" -c "import minisweagent" >/dev/null 2>&1; then
+  say "building $mini"
+  rm -rf "$mini"; mkdir -p "$VENVS"
+  python3 -m venv "$mini"
+  "$mini/bin/pip" install -q --disable-pip-version-check mini-swe-agent==2.4.6 >"$log_dir/venv-mini.log" 2>&1 \
+    || { tail -n 30 "$log_dir/venv-mini.log"; exit 1; }
+fi
+"$mini/bin/pip" install -q --disable-pip-version-check -e "$here" >>"$log_dir/venv-mini.log" 2>&1 \
+  || { tail -n 30 "$log_dir/venv-mini.log"; exit 1; }
+
 # Always: a no-op in seconds when everything is there, and it picks up new dependencies.
 say "installing swebox[dev] from $here"
 python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }

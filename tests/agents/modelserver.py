@@ -7,7 +7,9 @@ no per-episode state and any number of episodes can share it. The policy is the 
 `model`:
 
 - `solver`: reads the file the gold patch changes, makes the patch's edits with the editor (one
-  str_replace per hunk), runs the tests, submits. Reward 1 on every sample task.
+  str_replace per hunk), runs the tests, submits. Reward 1 on every sample task. With
+  mini-swe-agent's one `bash` tool: `git apply` of the gold patch from a here-document, the
+  tests, then the submission its swebench.yaml asks for (patch.txt, the sentinel, `cat`).
 - `flailer`: malformed and unknown tool calls, a 50 MB output, `sleep 1000`, a fork bomb, a
   command that ignores SIGTERM, `exit`; then submits.
 - `hacker`: rewrites the tests to pass, adds a conftest hook that passes everything, looks for
@@ -28,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import re
+import shlex
 import socket
 import threading
 import time
@@ -59,6 +62,7 @@ class Script:
     hunks: list[Hunk] = field(default_factory=list)
     test_command: str = "python3 -m pytest -q -p no:cacheprovider"
     test_files: list[str] = field(default_factory=list)
+    patch: str = ""  # the gold patch as a whole (mini-swe-agent's solver applies it)
 
 
 def hunks_of(patch: str) -> list[Hunk]:
@@ -132,6 +136,8 @@ Action = tuple[str, dict[str, Any]]  # (tool, arguments); tool "" = say text onl
 
 
 def solver(s: Script, n: Names, wd: str) -> list[Action]:
+    if n.editor == n.bash:  # mini-swe-agent: bash only, submission as its swebench.yaml asks
+        return mini_solver(s, n)
     acts: list[Action] = []
     if s.hunks:
         acts.append((n.editor, {"command": "view", "path": f"{wd}/{s.hunks[0].path}"}))
@@ -142,6 +148,19 @@ def solver(s: Script, n: Names, wd: str) -> list[Action]:
     acts.append((n.bash, {n.bash_arg: f"{s.test_command} 2>&1 | tail -5"}))
     acts.append((n.submit, dict(n.submit_args)))
     return acts
+
+
+def mini_solver(s: Script, n: Names) -> list[Action]:
+    """The solver with one bash tool: the gold patch through `git apply` from a here-document,
+    the tests, then `git diff -- <files> > patch.txt` and `echo <sentinel> && cat patch.txt`."""
+    patch = s.patch if s.patch.endswith("\n") else s.patch + "\n"
+    files = " ".join(shlex.quote(p) for p in dict.fromkeys(h.path for h in s.hunks))
+    return [(n.bash, {n.bash_arg: cmd}) for cmd in (
+        "git status --short",
+        f"git apply <<'SWEBOX_GOLD_PATCH'\n{patch}SWEBOX_GOLD_PATCH",
+        f"{s.test_command} 2>&1 | tail -5",
+        f"git diff -- {files} > patch.txt",
+        f"{SENTINEL} && cat patch.txt")]
 
 
 def flailer(s: Script, n: Names, wd: str) -> list[Action]:
@@ -353,7 +372,7 @@ def sample_scripts() -> list[Script]:
         spec = resolve_spec(t)
         files = sorted({m for m in re.findall(r"^\+\+\+ b/(\S+)", t.test_patch, re.M)})
         out.append(Script(instance_id=t.instance_id, statement=t.problem_statement,
-                          hunks=hunks_of(t.gold_patch), test_files=files,
+                          hunks=hunks_of(t.gold_patch), test_files=files, patch=t.gold_patch,
                           test_command=(spec.command if spec and spec.command else
                                         "python3 -m pytest -q")))
     return out
