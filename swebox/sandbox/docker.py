@@ -223,8 +223,14 @@ class DockerSandbox(Sandbox):
         killed = 0
         try:
             init = int(self.api.inspect_container(self.id)["State"]["Pid"])
-            for _ in range(10):
-                self.api.pause(self.id)
+            for _ in range(20):
+                # The freezer can fail while processes fork as fast as they can ("unable to
+                # freeze"): then kill without it, and freeze on the next round.
+                try:
+                    self.api.pause(self.id)
+                    paused = True
+                except APIError:
+                    paused = False
                 try:
                     top = self.api.top(self.id)
                     col = top["Titles"].index("PID")
@@ -233,7 +239,8 @@ class DockerSandbox(Sandbox):
                         with contextlib.suppress(OSError):
                             os.kill(pid, signal.SIGKILL)
                 finally:
-                    self.api.unpause(self.id)
+                    if paused:
+                        self.api.unpause(self.id)
                 killed += len(pids)
                 if not pids:
                     break

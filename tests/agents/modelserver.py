@@ -174,6 +174,7 @@ def flailer(s: Script, n: Names, wd: str) -> list[Action]:
         (n.bash, {n.bash_arg: FORK_BOMB}),
         (n.bash, {n.bash_arg: "exit 3"}),
         (n.bash, {n.bash_arg: "echo still-here"}),
+        (n.bash, {n.bash_arg: "echo still-here"}),
         ("", {}),  # a reply with no tool call at all
         (n.submit, dict(n.submit_args)),
     ]

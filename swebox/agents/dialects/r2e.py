@@ -101,6 +101,9 @@ def _bash(ctx: ToolContext, a: dict[str, Any]) -> str:
                  ctx.limits.output_chars)
     if r.timed_out:
         code, out = "-1", f"The command took too long to execute (>{r.timeout:g}s)"
+        note = r.output.rfind("\n[swebox: ")  # the sandbox was cleared after it: say so
+        if note >= 0:
+            out += r.output[note:]
     else:
         body = f"[STDOUT]\n\n{r.output.strip()} \n\n[STDERR]\n\n{stderr.strip()}\n"
         if r.exit_code == 0:

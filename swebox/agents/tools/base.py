@@ -79,15 +79,41 @@ class ToolContext:
         """Run in the persistent shell. A shell that died (the command ran `exit`, or a
         timeout could not be recovered) is replaced by a new one, and the run says so."""
         try:
-            return self.session.run(command, timeout=timeout, output_limit=limit)
+            res = self.session.run(command, timeout=timeout, output_limit=limit)
+            if res.timed_out and not self._can_start_a_process():
+                return res.model_copy(update={"output": res.output + self._clear_out()})
+            return res
         except (SessionClosed, SandboxTimeout) as e:
             if self._session is not None:
                 self._session.close()
             self._session = None
             self.notes.append(f"the shell was restarted: {e.message}")
+            cleared = "" if self._can_start_a_process() else self._clear_out()
             return ExecResult(exit_code=-1, output=f"{e.message}; the next command runs in a "
                               f"new shell in {self.workdir} (environment variables and the "
-                              "working directory are reset)")
+                              f"working directory are reset){cleared}")
+
+    def _can_start_a_process(self) -> bool:
+        """After a timeout: can the sandbox still start a process? (A fork bomb at the pids
+        limit leaves the shell alive, its builtins working, and every command hanging in
+        bash's fork retries.) One engine exec, only after timeouts."""
+        try:
+            res = self.sandbox.exec(["true"], timeout=10)
+            return res.exit_code == 0 and not res.timed_out
+        except SandboxError:
+            return False
+
+    def _clear_out(self) -> str:
+        """Kill every process but init, so the sandbox works again; the shells restart."""
+        killed = self.sandbox.kill_processes()
+        for s in (self._session, self._tool_shell):
+            if s is not None:
+                s.close()
+        self._session = self._tool_shell = None
+        self.notes.append(f"killed {killed} processes: the sandbox could not start one")
+        return (f"\n[swebox: no process could start in the sandbox any more (its process limit "
+                f"was full): all {killed} processes were killed; the next command runs in a new "
+                f"shell in {self.workdir}]")
 
     def quiet(self, command: str, timeout: float = 60, limit: int = 64 * 1024**2) -> ExecResult:
         """A helper command of the tools themselves, never the agent's: it runs in a second
