@@ -97,6 +97,9 @@ fi
 "$mini/bin/pip" install -q --disable-pip-version-check -e "$here" >>"$log_dir/venv-mini.log" 2>&1 \
   || { tail -n 30 "$log_dir/venv-mini.log"; exit 1; }
 
+# verl 0.9.1 over the CPU torch on disk, with swebox, for the verl adapter's tests.
+bash "$here/scripts/verl_venv.sh"
+
 # Always: a no-op in seconds when everything is there, and it picks up new dependencies.
 say "installing swebox[dev] from $here"
 python3 -m pip install -q --disable-pip-version-check -e "$here[dev]" >"$log_dir/pip.log" 2>&1 || { tail -n 30 "$log_dir/pip.log"; exit 1; }
