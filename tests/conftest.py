@@ -185,3 +185,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     that it speaks plain HTTP; scripts/testbed.sh writes that entry."""
     with run_registry(tmp_path_factory.mktemp("registry"), REGISTRY) as addr:
         yield addr
+
+
+def my_containers() -> list[str]:
+    """Names of the swebox containers this test process owns (what a test must not leave)."""
+    from swebox.sandbox.lifecycle import HOST, L_OWNER
+
+    api = connect("docker")
+    return [c.name for c in api.containers.list(
+        all=True, filters={"label": f"{L_OWNER}={HOST}:{os.getpid()}"})]

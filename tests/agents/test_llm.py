@@ -6,29 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
 import pytest
 
 from swebox.agents import DIALECTS, EpisodeLimits, LLMAgent, LLMConfig, SweEnv, Trajectory
-from swebox.sandbox.lifecycle import HOST, L_OWNER
 from swebox.tasks.model import Task
 from tests.agents.modelserver import ScriptedServer
+from tests.conftest import my_containers
 
 
 def agent(server: ScriptedServer, model: str, **kw: object) -> LLMAgent:
     return LLMAgent(LLMConfig(model=model, base_url=server.base_url, timeout=3, max_retries=4,
                               **kw))  # type: ignore[arg-type]
-
-
-def my_containers() -> list[str]:
-    import os
-
-    api = docker.from_env()
-    try:
-        return [c.name for c in api.containers.list(
-            all=True, filters={"label": f"{L_OWNER}={HOST}:{os.getpid()}"})]
-    finally:
-        api.close()
 
 
 def check_conversation(t: Trajectory) -> None:

@@ -4,21 +4,19 @@ documents (rLLM is not on PyPI): the protocol below is rLLM's rllm/sandbox/proto
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import docker
 import pytest
 
 from swebox.integrations.rllm import RllmSandbox, SweboxEnv
-from swebox.sandbox.lifecycle import HOST, L_OWNER
 from swebox.tasks.model import Task
 from swebox.tasks.writers import rllm as rllm_writer
 from swebox.tasks.writers.common import WriteOptions
+from tests.conftest import my_containers
 
 
 @runtime_checkable
@@ -37,15 +35,6 @@ def _safe_exec(sandbox: Any, command: str, timeout: float | None = None) -> str:
         return str(sandbox.exec(command, timeout=timeout))
     except (RuntimeError, subprocess.CalledProcessError) as e:
         return str(e)
-
-
-def my_containers() -> list[str]:
-    api = docker.from_env()
-    try:
-        return [c.name for c in api.containers.list(
-            all=True, filters={"label": f"{L_OWNER}={HOST}:{os.getpid()}"})]
-    finally:
-        api.close()
 
 
 def extra_info(task: Task, **env: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from swebox.tasks.model import Task  # noqa: E402
 from swebox.tasks.writers import skyrl as skyrl_writer  # noqa: E402
 from swebox.tasks.writers.common import WriteOptions  # noqa: E402
 from tests.agents.modelserver import ScriptedServer  # noqa: E402
-from tests.agents.test_llm import my_containers  # noqa: E402
+from tests.conftest import my_containers  # noqa: E402
 
 Row = tuple[list[dict[str, str]], str, dict[str, Any]]  # prompt, env_class, extras
 

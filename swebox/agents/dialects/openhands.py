@@ -12,7 +12,7 @@ from typing import Any
 
 from swebox.agents.dialects.base import Dialect, ToolDef
 from swebox.agents.dialects.r2e import EDITOR_DESCRIPTION
-from swebox.agents.dialects.swebox import EDITOR_PARAMS, editor_runner
+from swebox.agents.dialects.swebox import editor_params, editor_runner
 from swebox.agents.tools.base import ToolContext
 from swebox.agents.tools.editor import Editor, EditorTexts
 from swebox.agents.tools.shell import run_bash
@@ -104,14 +104,7 @@ def dialect() -> Dialect:
                     "for the command execution. If not provided, the command will use the "
                     "default soft timeout behavior."}},
         "required": ["command"]}
-    params = {**EDITOR_PARAMS, "properties": {
-        **EDITOR_PARAMS["properties"],
-        "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert",
-                                               "undo_edit"],
-                    "description": "The commands to run. Allowed options are: `view`, "
-                                   "`create`, `str_replace`, `insert`, `undo_edit`."},
-        "path": {"type": "string", "description": "Absolute path to file or directory, e.g. "
-                 "`/workspace/file.py` or `/workspace`."}}}
+    params = editor_params(workspace="/workspace")
     return Dialect(
         name="openhands",
         tools=[

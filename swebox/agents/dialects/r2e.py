@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 from swebox.agents.dialects.base import Dialect, ToolDef
-from swebox.agents.dialects.swebox import EDITOR_PARAMS, editor_runner
+from swebox.agents.dialects.swebox import editor_params, editor_runner
 from swebox.agents.tools.base import ToolContext, ToolError, cap
 from swebox.agents.tools.editor import Editor, EditorTexts
 from swebox.agents.tools.search import search_text
@@ -154,18 +154,12 @@ Make sure to include enough context in `old_str` to make it unique
 def dialect() -> Dialect:
     editor = Editor(TEXTS, absolute_paths=False, tool_name="file_editor", view_sep=" ",
                     dir_find="-not -path '*/.*' \\( -type d -o -name '*.py' \\)")
-    params = {**EDITOR_PARAMS, "properties": {
-        **EDITOR_PARAMS["properties"],
-        "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert",
-                                               "undo_edit"],
-                    "description": "The command to run. Allowed options are: `view`, `create`, "
-                                   "`str_replace`, `insert`, `undo_edit`."},
-        "path": {"type": "string", "description": "Absolute path to file or directory, e.g. "
-                 "`/testbed/file.py` or `/testbed`."},
-        "insert_line": {"type": "integer", "description": "Required for the `insert` command. "
-                        "The `new_str` will be inserted AFTER the line specified."},
-        "concise": {"type": "boolean", "description": "Optional for the `view` command. If "
-                    "`True`, displays a concise skeletal view of the file."}}}
+    params = editor_params(
+        "The command to run.",
+        insert_line={"type": "integer", "description": "Required for the `insert` command. "
+                     "The `new_str` will be inserted AFTER the line specified."},
+        concise={"type": "boolean", "description": "Optional for the `view` command. If "
+                 "`True`, displays a concise skeletal view of the file."})
     return Dialect(
         name="r2e",
         tools=[

@@ -10,7 +10,7 @@ from typing import Any
 
 from swebox.agents.dialects.base import Dialect, ToolDef
 from swebox.agents.dialects.r2e import EDITOR_DESCRIPTION
-from swebox.agents.dialects.swebox import EDITOR_PARAMS, editor_runner
+from swebox.agents.dialects.swebox import editor_params, editor_runner
 from swebox.agents.tools.base import ToolContext
 from swebox.agents.tools.editor import Editor, EditorTexts
 from swebox.agents.tools.shell import run_bash
@@ -71,14 +71,7 @@ def _submit(ctx: ToolContext, a: dict[str, Any]) -> str:
 
 def dialect() -> Dialect:
     editor = Editor(TEXTS, absolute_paths=True)
-    params = {**EDITOR_PARAMS, "properties": {
-        **EDITOR_PARAMS["properties"],
-        "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert",
-                                               "undo_edit"],
-                    "description": "The commands to run. Allowed options are: `view`, "
-                                   "`create`, `str_replace`, `insert`, `undo_edit`."},
-        "path": {"type": "string", "description": "Absolute path to file or directory, e.g. "
-                 "`/testbed/file.py` or `/testbed`."}}}
+    params = editor_params()
     return Dialect(
         name="sweagent",
         tools=[

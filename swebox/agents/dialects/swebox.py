@@ -47,6 +47,22 @@ EDITOR_PARAMS: dict[str, Any] = {
 }
 
 
+def editor_params(command: str = "The commands to run.", workspace: str = "/testbed",
+                  **more: dict[str, Any]) -> dict[str, Any]:
+    """The editor's schema in the wording the Anthropic-descended editors share: `command`
+    (its description starting with `command`), an absolute `path` under `workspace`, and any
+    property `more` adds or replaces."""
+    return {**EDITOR_PARAMS, "properties": {
+        **EDITOR_PARAMS["properties"],
+        "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert",
+                                               "undo_edit"],
+                    "description": f"{command} Allowed options are: `view`, `create`, "
+                                   "`str_replace`, `insert`, `undo_edit`."},
+        "path": {"type": "string", "description": "Absolute path to file or directory, e.g. "
+                 f"`{workspace}/file.py` or `{workspace}`."},
+        **more}}
+
+
 def editor_runner(editor: Editor) -> Any:
     def run(ctx: ToolContext, a: dict[str, Any]) -> str:
         return editor.run(ctx, a.get("command"), a.get("path"), file_text=a.get("file_text"),
