@@ -56,6 +56,7 @@ def _register() -> None:
         rollout,
         samples,
         sandbox,
+        serve,
         tasks,
     )
 
@@ -72,6 +73,7 @@ def _register() -> None:
     app.command("rollout")(rollout.rollout)
     app.add_typer(rollout.trajectories_app, name="trajectories")
     app.add_typer(integrations.app, name="integrations")
+    app.add_typer(serve.app, name="serve")
 
 
 _register()

@@ -87,9 +87,9 @@ def test_flailer_survives_and_leaves_nothing(sample_tasks: dict[str, Task],
     assert TIMED_OUT[dialect] in obs[4]  # sleep 1000
     assert TIMED_OUT[dialect] in obs[5]  # a command that ignores SIGTERM
     # after a fork bomb and an `exit` the shell is back: at once, or (where each command needs
-    # a fork, as R2E's subshells do) once the command that hit the full process limit timed
-    # out and the sandbox was cleared
-    assert "still-here" in obs[8] or ("still-here" in obs[9] and "process limit" in obs[8])
+    # a fork, as R2E's subshells do) by the next command, once the one that met the full
+    # process limit timed out and the sandbox was cleared
+    assert "still-here" in obs[8] or "still-here" in obs[9]
     assert t.refused_calls >= 3 and t.reward == 0.0 and t.verdict is not None
     assert my_containers() == []
 
