@@ -39,6 +39,9 @@ class EpisodeLimits(BaseModel):
     bash_timeout: float = Field(default=180.0, gt=0)
     output_chars: int = Field(default=16_000, ge=200)
 
+    def tool_limits(self) -> ToolLimits:
+        return ToolLimits(bash_timeout=self.bash_timeout, output_chars=self.output_chars)
+
 
 class RewardOptions(BaseModel):
     """Reward shaping; off by default (the reward is 1.0 if resolved, else 0.0)."""
@@ -61,6 +64,16 @@ class Observation(BaseModel):
 
 DEFAULT_PIDS = 1024
 _CLOSER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="swebox-env-close")
+
+
+def agent_sandbox_options(backend: str = "docker",
+                          sandbox_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How an agent's sandbox starts, wherever its seat comes from (a fresh start, a warm
+    pool, a prepared state): with a pids limit by default, so that a fork bomb does not take
+    the machine with it."""
+    return {"backend": backend, "limits": {"pids": DEFAULT_PIDS}, **(sandbox_options or {})}
+
+
 EXIT_REASONS = ("submitted", "max_steps", "wall_time", "sandbox_error", "closed")
 
 
@@ -75,11 +88,8 @@ class SweEnv:
         self.limits = limits or EpisodeLimits()
         self.reward_options = reward or RewardOptions()
         self.grade_options = grade_options or GradeOptions(backend=backend)
-        tool_limits = ToolLimits(bash_timeout=self.limits.bash_timeout,
-                                 output_chars=self.limits.output_chars)
-        # A pids limit by default: a fork bomb must not take the machine with it.
-        opts = {"backend": backend, "limits": {"pids": DEFAULT_PIDS},
-                **(sandbox_options or {})}
+        tool_limits = self.limits.tool_limits()
+        opts = agent_sandbox_options(backend, sandbox_options)
         self._new_seat = seat_factory or (lambda: open_seat(task, tool_limits, **opts))
         self.seat: Seat | None = None
         self._closing: Future[None] | None = None

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel, Field
 
-from swebox.agents.env import SweEnv
+from swebox.agents.env import EpisodeLimits, SweEnv, agent_sandbox_options
 from swebox.agents.seat import PreparedState
 from swebox.agents.trajectory import Trajectory, read_trajectories
 from swebox.atomic import atomic_text, repair_tail
@@ -81,7 +81,10 @@ def run_rollouts(tasks: Iterable[Task], make_agent: Callable[[], Agent], out: Pa
         pending = [k for k in range(n) if (task.instance_id, k) not in done]
         state = None
         if fork and len(pending) > 1:
-            state = PreparedState(task, len(pending), **_sandbox_opts(env_options))
+            state = PreparedState(
+                task, len(pending), (env_options.get("limits") or EpisodeLimits()).tool_limits(),
+                **agent_sandbox_options(env_options.get("backend", "docker"),
+                                        env_options.get("sandbox_options")))
         todo += [(task, k, state) for k in pending]
     if on_start:
         on_start(len(tasks) * n, len(todo))
@@ -136,12 +139,6 @@ def run_rollouts(tasks: Iterable[Task], make_agent: Callable[[], Agent], out: Pa
     with atomic_text(out / "report.json") as f:
         json.dump(report.model_dump(), f, indent=2)
     return report
-
-
-def _sandbox_opts(env_options: dict[str, Any]) -> dict[str, Any]:
-    opts = {"backend": env_options.get("backend", "docker")}
-    opts.update(env_options.get("sandbox_options") or {})
-    return opts
 
 
 def _predict(out: Path, traj: Trajectory) -> None:
