@@ -22,7 +22,8 @@ from pydantic import (
 from swebox.errors import BadInput
 
 # "bwrap" needs no engine: bubblewrap over an extracted rootfs (swebox.sandbox.bwrap).
-BackendName = Literal["docker", "podman", "bwrap"]
+# "remote": a swebox runtime server runs the sandbox (swebox.sandbox.remote).
+BackendName = Literal["docker", "podman", "bwrap", "remote"]
 PullPolicy = Literal["missing", "never", "always"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -97,6 +98,15 @@ class SandboxConfig(BaseModel):
     mounts: dict[str, str] = Field(default_factory=dict, description="bwrap: host dir -> "
                                    "path in the sandbox (copy-on-write overlay)")
 
+    # docker/podman/bwrap: host directory -> absolute path in the sandbox, bound read-only
+    # (e.g. a portable tool the image lacks). The sandbox cannot change the host copy.
+    binds: dict[str, str] = Field(default_factory=dict, description="host dir -> path in the "
+                                  "sandbox (read-only bind)")
+    # remote only: the runtime server's base URL (default $SWEBOX_SERVER_URL) and its API key
+    # (default $SWEBOX_API_KEY). The key is never serialized or shown.
+    url: str | None = Field(default=None, description="remote: the server's base URL")
+    api_key: str | None = Field(default=None, exclude=True, repr=False)
+
     @field_validator("workdir")
     @classmethod
     def _abs(cls, v: str) -> str:
@@ -104,7 +114,7 @@ class SandboxConfig(BaseModel):
             raise ValueError(f"workdir must be an absolute path, got {v!r}")
         return v
 
-    @field_validator("mounts")
+    @field_validator("mounts", "binds")
     @classmethod
     def _mounts(cls, v: dict[str, str]) -> dict[str, str]:
         seen: set[str] = set()
@@ -123,6 +133,10 @@ class SandboxConfig(BaseModel):
     def _bwrap_only(self) -> SandboxConfig:
         if self.backend != "bwrap" and (self.mounts or self.rootfs_source):
             raise ValueError("mounts and rootfs_source need backend 'bwrap'")
+        if self.backend != "remote" and (self.url or self.api_key):
+            raise ValueError("url and api_key need backend 'remote'")
+        if self.backend == "remote" and self.binds:
+            raise ValueError("binds name host directories: a remote server does not take them")
         return self
 
 

@@ -97,8 +97,10 @@ def test_auth_ownership_admission_and_a_sandbox(served: tuple[str, dict[str, str
         assert "swebox_admission_refused_total 1.0" in metrics
         for s in (sid, second.json()["id"]):
             assert c.delete(f"/v1/sandboxes/{s}", headers=alice).status_code == 204
+        gone = c.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": "true"}, headers=alice)
+        assert gone.status_code == 410 and "closed by its owner" in gone.json()["detail"]
         assert c.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": "true"},
-                      headers=alice).status_code == 404
+                      headers=bob).status_code == 404  # bob still learns nothing
     assert my_containers() == []
 
 

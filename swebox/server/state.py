@@ -1,0 +1,140 @@
+"""What the runtime server holds: its keys, its sandboxes (each with its owner), admission
+limits and metrics. Thread-safe: routes run in FastAPI's thread pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Header, HTTPException
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from swebox.errors import SweboxError
+from swebox.sandbox import Sandbox, start_sandbox
+from swebox.server.keys import KeyStore
+
+ANONYMOUS = "-"
+L_SERVER = "swebox.server"  # which server (by name) started a sandbox
+L_KEY = "swebox.server.key"  # under which key
+
+
+@dataclass
+class Entry:
+    owner: str
+    sandbox: Sandbox
+    sessions: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+
+class Server:
+    def __init__(self, keys: KeyStore | None, backend: str = "docker",
+                 max_sandboxes: int = 64, max_per_key: int = 32, name: str = "default") -> None:
+        self.keys, self.backend, self.name = keys, backend, name
+        self.max_sandboxes, self.max_per_key = max_sandboxes, max_per_key
+        self.boxes: dict[str, Entry] = {}
+        self.dead: dict[str, str] = {}  # sandbox id -> why it ended (answered with 410)
+        self.pending: dict[str, int] = {}  # starts admitted and under way, per key
+        self.lock = threading.Lock()
+        self.registry = CollectorRegistry()
+        self.live = Gauge("swebox_sandboxes_live", "Sandboxes running", registry=self.registry)
+        self.starts = Counter("swebox_sandbox_starts", "Sandboxes started", ["outcome"],
+                              registry=self.registry)
+        self.refused = Counter("swebox_admission_refused", "Starts refused with 429",
+                               registry=self.registry)
+        self.exec_seconds = Histogram("swebox_exec_seconds", "Exec latency",
+                                      registry=self.registry)
+
+    # -- auth ---------------------------------------------------------------------------------
+    def owner(self, authorization: str | None = Header(None),
+              x_api_key: str | None = Header(None)) -> str:
+        """The key's name (a FastAPI dependency): `Authorization: Bearer` or `X-API-Key`."""
+        if self.keys is None:
+            return ANONYMOUS
+        key = x_api_key or (authorization[7:] if authorization and
+                            authorization.lower().startswith("bearer ") else None)
+        name = self.keys.verify(key)
+        if name is None:
+            raise HTTPException(401, "missing or wrong API key",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return name
+
+    # -- the sandboxes --------------------------------------------------------------------
+    def entry(self, owner: str, sid: str) -> Entry:
+        with self.lock:
+            entry = self.boxes.get(sid)
+            why = self.dead.get(sid)
+        if entry is None or entry.owner != owner:
+            if why is not None and why.startswith(owner + "\0"):
+                raise HTTPException(410, f"sandbox {sid} is gone: {why.split(chr(0), 1)[1]}")
+            raise HTTPException(404, f"no sandbox {sid}")
+        return entry
+
+    def get(self, owner: str, sid: str) -> Sandbox:
+        return self.entry(owner, sid).sandbox
+
+    def admit(self, owner: str) -> None:
+        with self.lock:
+            mine = sum(1 for e in self.boxes.values() if e.owner == owner) + \
+                self.pending.get(owner, 0)
+            total = len(self.boxes) + sum(self.pending.values())
+            if total >= self.max_sandboxes or mine >= self.max_per_key:
+                self.refused.inc()
+                which = "the server's" if total >= self.max_sandboxes else "this key's"
+                raise HTTPException(429, f"{which} sandbox limit is reached",
+                                    headers={"Retry-After": "2"})
+            self.pending[owner] = self.pending.get(owner, 0) + 1
+
+    def labels(self, owner: str) -> dict[str, str]:
+        return {L_SERVER: self.name, L_KEY: owner}
+
+    def start(self, owner: str, image: str, **options: Any) -> Sandbox:
+        """Admit, start on this server's backend with its labels, and register."""
+        self.admit(owner)
+        labels = {**dict(options.pop("labels", None) or {}), **self.labels(owner)}
+        try:
+            sb = start_sandbox(image, backend=self.backend, labels=labels, **options)
+        except SweboxError:
+            self.starts.labels("failed").inc()
+            raise
+        finally:
+            with self.lock:
+                self.pending[owner] -= 1
+        self.register(owner, sb)
+        self.starts.labels("ok").inc()
+        return sb
+
+    def register(self, owner: str, sb: Sandbox) -> None:
+        with self.lock:
+            self.boxes[sb.id] = Entry(owner, sb)
+            self.live.set(len(self.boxes))
+
+    def unregister(self, sid: str, why: str = "closed by its owner") -> Entry | None:
+        with self.lock:
+            entry = self.boxes.pop(sid, None)
+            if entry is not None:
+                self.dead[sid] = f"{entry.owner}\0{why}"
+                if len(self.dead) > 10_000:  # remember the recent ones only
+                    self.dead.pop(next(iter(self.dead)))
+            self.live.set(len(self.boxes))
+        return entry
+
+    def close(self, sid: str, why: str = "closed by its owner") -> None:
+        entry = self.unregister(sid, why)
+        if entry is not None:
+            for sess in list(entry.sessions.values()):
+                try:
+                    sess.close()
+                except SweboxError:
+                    pass
+            entry.sandbox.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            sids = list(self.boxes)
+        for sid in sids:
+            try:
+                self.close(sid, "the server stopped")
+            except SweboxError:
+                pass
