@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,9 @@ from swebox.sandbox.engine import connect
 BASE_IMAGE = os.environ.get("SWEBOX_BASE_IMAGE", "swebox/testbase:bookworm")
 BUSYBOX_IMAGE = os.environ.get("SWEBOX_BUSYBOX_IMAGE", "swebox/busybox:test")
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
-BACKENDS = ["docker", "podman", "bwrap"]
+# "remote" is the remote backend talking to a swebox server in this process, over loopback,
+# which runs its sandboxes on docker (started on first use; see `serve_in_thread`).
+BACKENDS = ["docker", "podman", "bwrap", "remote"]
 ENGINES = ["docker", "podman"]  # the backends that are container engines
 # bwrap runs the test images from rootfs directories extracted once per machine, keyed by the
 # image id in Docker (a rebuilt image gets a new directory).
@@ -57,7 +59,71 @@ def image_for(backend: str, image: str = BASE_IMAGE) -> str:
     return rootfs_of(image) if backend == "bwrap" else image
 
 
+def engine_of(backend: str) -> str:
+    """The engine holding a backend's containers (the remote server's is docker)."""
+    return "docker" if backend == "remote" else backend
+
+
+def serve_in_thread(server: object) -> tuple[str, Callable[[], None]]:
+    """A swebox server app on a free loopback port in a thread: (base URL, stop)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from swebox.server.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_level="warning"))  # type: ignore
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not uv.started:
+        if not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        uv.should_exit = True
+        thread.join(timeout=60)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+_remote: list[Callable[[], None]] = []
+
+
+def _require_remote() -> None:
+    """Serve docker sandboxes in this process and point the remote backend at it."""
+    if _remote:
+        return
+    import tempfile
+
+    from swebox.server.app import Server
+    from swebox.server.keys import KeyStore
+
+    _require("docker")
+    keys = KeyStore(Path(tempfile.mkdtemp(prefix="swebox-test-keys-")) / "keys.json")
+    key = keys.add("tests")
+    url, stop = serve_in_thread(Server(keys, max_sandboxes=256, max_per_key=256,
+                                       name=f"tests-{os.getpid()}"))
+    os.environ["SWEBOX_SERVER_URL"], os.environ["SWEBOX_API_KEY"] = url, key
+    _remote.append(stop)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_remote() -> Iterator[None]:
+    yield
+    for stop in _remote:
+        stop()
+
+
 def _require(backend: str, image: str = BASE_IMAGE) -> None:
+    if backend == "remote":
+        _require_remote()
+        return
     if backend == "bwrap":
         from swebox.sandbox.bwrap import host_tools
 

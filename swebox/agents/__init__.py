@@ -12,12 +12,13 @@ from swebox.agents.actions import ToolCall, parse_action
 from swebox.agents.dialects import DIALECTS, get_dialect
 from swebox.agents.env import EpisodeLimits, Observation, RewardOptions, SweEnv
 from swebox.agents.llm import LLMAgent, LLMConfig
+from swebox.agents.remote_env import RemoteEnv
 from swebox.agents.rollout import RolloutReport, run_rollouts
 from swebox.agents.rule import RuleAgent
 from swebox.agents.seat import PreparedState, Seat, SeatPool, fork_seats, open_seat
 from swebox.agents.trajectory import Trajectory, read_trajectories
 
 __all__ = ["DIALECTS", "EpisodeLimits", "LLMAgent", "LLMConfig", "Observation",
-           "PreparedState", "RewardOptions", "RolloutReport", "RuleAgent", "Seat", "SeatPool",
-           "SweEnv", "ToolCall", "Trajectory", "fork_seats", "get_dialect", "open_seat",
-           "parse_action", "read_trajectories", "run_rollouts"]
+           "PreparedState", "RemoteEnv", "RewardOptions", "RolloutReport", "RuleAgent", "Seat",
+           "SeatPool", "SweEnv", "ToolCall", "Trajectory", "fork_seats", "get_dialect",
+           "open_seat", "parse_action", "read_trajectories", "run_rollouts"]

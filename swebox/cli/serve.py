@@ -28,6 +28,9 @@ def serve(
                                       "all keys together; past it, 429 with Retry-After."),
     max_per_key: int = typer.Option(32, "--max-per-key", min=1),
     keys: Path = KEYS,
+    name: str = typer.Option("default", "--name", help="This server's name: its sandboxes "
+                             "carry it, and a restart collects what a killed run of it left."),
+    max_upload: str = typer.Option("4g", "--max-upload", help="Largest upload; past it, 413."),
     disable_auth: bool = typer.Option(False, "--disable-auth", help="No API key needed "
                                       "(refused off loopback unless forced)."),
     force_disable_auth: bool = typer.Option(False, "--force-disable-auth", help="Allow "
@@ -51,8 +54,15 @@ def serve(
     if store is not None and not store.names():
         raise BadInput(f"no API keys in {store.path}",
                        hint="create one with `swebox serve keys add NAME`")
+    from swebox.sandbox.models import parse_size
+
+    try:
+        upload_limit = parse_size(max_upload)
+    except ValueError as e:
+        raise BadInput(f"--max-upload: {e}") from e
     server = Server(store, backend=backend, max_sandboxes=max_sandboxes,
-                    max_per_key=max_per_key)
+                    max_per_key=max_per_key, name=name)
+    server.max_upload = upload_limit
     err_console.print(f"serving {backend} sandboxes on http://{host}:{port} "
                       f"({'no auth' if store is None else f'{len(store.names())} key(s)'})")
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning")

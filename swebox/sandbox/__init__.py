@@ -5,7 +5,8 @@
         print(sb.exec("echo hi", timeout=10).output)
 
 Backends: `docker` and `podman` (swebox.sandbox.docker), `bwrap` (swebox.sandbox.bwrap: no
-engine; the image is a rootfs directory or a reference extracted by swebox.oci.rootfs).
+engine; the image is a rootfs directory or a reference extracted by swebox.oci.rootfs), `remote`
+(swebox.sandbox.remote: a swebox runtime server runs it; `url=`, `api_key=`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def start_sandbox(image: str | None = None, *, config: SandboxConfig | None = No
         from swebox.sandbox.bwrap import BwrapSandbox
 
         return BwrapSandbox.start(config)
+    if config.backend == "remote":
+        from swebox.sandbox.remote import RemoteSandbox
+
+        return RemoteSandbox.start(config)
     raise NotImplementedError(config.backend)  # pragma: no cover - Literal keeps this out
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,11 +20,22 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from swebox import __version__
-from swebox.errors import SweboxError
+from swebox.errors import (
+    BadInput,
+    EngineUnavailable,
+    ImageNotFound,
+    PatchFailed,
+    SandboxError,
+    SandboxTimeout,
+    SessionClosed,
+    SweboxError,
+)
 from swebox.server.openhands import mount as mount_openhands
 from swebox.server.routes import sandbox_routes
 from swebox.server.state import ANONYMOUS, Server
+from swebox.server.tasks import task_routes
 
+log = logging.getLogger("swebox.server")
 __all__ = ["ANONYMOUS", "Server", "check_auth_choice", "create_app", "is_loopback"]
 
 
@@ -44,10 +57,49 @@ def check_auth_choice(host: str, disable_auth: bool, force: bool) -> None:
                                "or add --force-disable-auth if the network is yours alone")
 
 
+def _reap(server: Server, stop: threading.Event) -> None:
+    while not stop.wait(5):
+        try:
+            server.reap()
+        except Exception:  # a reaper that dies would leave expired entries forever
+            log.exception("reaping expired sandboxes failed")
+
+
+def status_of(e: SweboxError) -> int:
+    """The HTTP status of a library error; the body's `kind` names the exact class, which the
+    remote backend raises again on the client."""
+    if isinstance(e, SessionClosed):
+        return 409
+    if isinstance(e, SandboxTimeout):
+        return 504
+    if isinstance(e, (BadInput, PatchFailed)):
+        return 400
+    if isinstance(e, ImageNotFound):
+        return 404
+    if isinstance(e, EngineUnavailable):
+        return 503
+    if isinstance(e, SandboxError) and e.message.startswith("no such"):
+        return 404
+    return 502
+
+
 def create_app(server: Server) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from fastapi.concurrency import run_in_threadpool
+
+        from swebox.server.restart import collect_previous
+
+        gone = await run_in_threadpool(collect_previous, server.backend, server.name)
+        if gone:
+            log.warning("collected %d sandboxes a previous run of server %r left", len(gone),
+                        server.name)
+        stop = threading.Event()
+        reaper = threading.Thread(target=_reap, args=(server, stop), name="swebox-reaper",
+                                  daemon=True)
+        reaper.start()
         yield
+        stop.set()
         server.close_all()  # the server's sandboxes end with it
 
     app = FastAPI(title="swebox runtime server", version=__version__, lifespan=lifespan)
@@ -57,7 +109,8 @@ def create_app(server: Server) -> FastAPI:
     def _swebox_error(request: Request, e: SweboxError) -> Response:
         from fastapi.responses import JSONResponse
 
-        return JSONResponse({"detail": str(e), "kind": type(e).__name__}, status_code=502)
+        return JSONResponse({"detail": str(e), "message": e.message, "hint": e.hint,
+                             "kind": type(e).__name__}, status_code=status_of(e))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -80,5 +133,6 @@ def create_app(server: Server) -> FastAPI:
         return Response(generate_latest(server.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(sandbox_routes(server))
+    app.include_router(task_routes(server))
     mount_openhands(app, server)
     return app

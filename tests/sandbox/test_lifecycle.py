@@ -17,13 +17,13 @@ from swebox.sandbox.bwrap import list_sandboxes, state_path
 from swebox.sandbox.engine import connect
 from swebox.sandbox.lifecycle import HOST, collect
 from swebox.sandbox.pool import SandboxPool
-from tests.conftest import BASE_IMAGE, image_for
+from tests.conftest import BASE_IMAGE, engine_of, image_for
 
 
 def _exists(backend: str, cid: str) -> bool:
     if backend == "bwrap":
         return state_path(cid).exists()
-    api = connect(backend).api  # type: ignore[arg-type]
+    api = connect(engine_of(backend)).api  # type: ignore[arg-type]
     return any(c["Id"] == cid for c in api.containers(all=True))
 
 
@@ -141,7 +141,7 @@ def test_fork_copies_state_and_isolates(sandbox: Sandbox) -> None:
         snaps = state_dir() / "bwrap-snapshots"
         assert not snaps.exists() or not any(snaps.iterdir()), "snapshot outlived its forks"
         return
-    api = sandbox.client.api  # type: ignore[attr-defined]
+    api = connect(engine_of(sandbox.config.backend)).api  # type: ignore[arg-type]
     tags = [t for i in api.images() for t in (i.get("RepoTags") or [])]
     assert not any(t.endswith(snap_image) for t in tags), "snapshot image outlived its forks"
 
@@ -163,6 +163,6 @@ def test_pool_hands_out_fresh_started_sandboxes(backend: str) -> None:
         mine = f"{HOST}:{os.getpid()}"
         assert [s for s in list_sandboxes() if s["labels"].get("swebox.owner") == mine] == []
         return
-    left = connect(backend).api.containers(  # type: ignore[arg-type]
+    left = connect(engine_of(backend)).api.containers(  # type: ignore[arg-type]
         all=True, filters={"label": f"swebox.owner={HOST}:{os.getpid()}"})
     assert left == []

@@ -8,7 +8,7 @@ from swebox.errors import BadInput, EngineUnavailable, ImageNotFound
 from swebox.sandbox import Limits, Sandbox, start_sandbox
 from swebox.sandbox.engine import connect
 from swebox.sandbox.models import parse_size
-from tests.conftest import BASE_IMAGE, image_for
+from tests.conftest import BASE_IMAGE, engine_of, image_for
 
 
 def _swebox_containers(backend: str) -> int:
@@ -47,7 +47,8 @@ def test_limits_reach_the_engine(backend: str) -> None:
             for controller in ("memory", "pids", "cpu"):
                 assert f":{controller}:/swebox-bwrap/{sb.id}" in cgroups, cgroups
         else:
-            host = sb.client.api.inspect_container(sb.id)["HostConfig"]  # type: ignore
+            api = connect(engine_of(backend)).api  # type: ignore[arg-type]
+            host = api.inspect_container(sb.id)["HostConfig"]
             assert host["NanoCpus"] == 500_000_000
             assert host["Memory"] == 256 * 1024**2
             assert host["PidsLimit"] == 64
