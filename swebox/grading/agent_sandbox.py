@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from swebox.errors import SweboxError
+from swebox.errors import BadInput, SweboxError
 from swebox.grading.tamper import hide_from_agent
 from swebox.sandbox import Sandbox, start_sandbox
 from swebox.tasks.model import Task
@@ -41,7 +41,8 @@ def start_agent_sandbox(task: Task, rules: list[TestRule] | None = None,
                         **options: Any) -> Sandbox:
     """Start `task`'s image for an agent (options as for `start_sandbox`)."""
     if not task.run_image:
-        raise SweboxError(f"task {task.instance_id} names no image")
+        raise BadInput(f"task {task.instance_id} names no image",
+                           hint="give the task an `image`")
     spec = resolve_spec(task, rules)
     options.setdefault("workdir", task.workdir)
     options.setdefault("task_id", task.instance_id)

@@ -98,7 +98,8 @@ def grade(task: Task, patch: str, opts: GradeOptions | None = None) -> tuple[Ver
     try:
         limits = {k: v for k, v in (("memory", opts.memory), ("cpus", opts.cpus)) if v}
         if not task.run_image:
-            raise SweboxError(f"task {task.instance_id} names no image")
+            raise BadInput(f"task {task.instance_id} names no image",
+                           hint="give the task an `image`")
         spec = resolve_spec(task, opts.rules, opts.test_command)
         if spec is None:
             raise SweboxError(

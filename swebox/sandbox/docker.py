@@ -22,8 +22,14 @@ from docker.errors import APIError, NotFound
 from docker.errors import ImageNotFound as DockerImageNotFound
 from docker.types import Ulimit
 
-from swebox.errors import EngineUnavailable, ImageNotFound, SandboxError, SandboxTimeout
-from swebox.sandbox import lifecycle, scripts
+from swebox.errors import (
+    BadInput,
+    EngineUnavailable,
+    ImageNotFound,
+    SandboxError,
+    SandboxTimeout,
+)
+from swebox.sandbox import binds, lifecycle, scripts
 from swebox.sandbox.base import Command, Sandbox, Snapshot, to_shell
 from swebox.sandbox.engine import connect, engine_url, local_names
 from swebox.sandbox.models import ExecResult, SandboxConfig
@@ -81,6 +87,7 @@ class DockerSandbox(Sandbox):
             ulimits=[Ulimit(name="nofile", soft=1024, hard=1024),
                      Ulimit(name="nproc", soft=4096, hard=4096)]
             if config.backend == "podman" else None,
+            mounts=binds.engine_mounts(config.binds),
         )
         name = f"swebox-{secrets.token_hex(6)}"
         kwargs: dict[str, Any] = dict(
@@ -106,8 +113,9 @@ class DockerSandbox(Sandbox):
             cls._pull(client, config)
             created = api.create_container(**kwargs)
         except APIError as e:
-            raise SandboxError(f"{config.backend} refused to create a container from "
-                               f"{config.image}: {e.explanation or e}") from e
+            kind = BadInput if e.status_code == 400 else SandboxError  # 400: the request's fault
+            raise kind(f"{config.backend} refused to create a container from "
+                       f"{config.image}: {e.explanation or e}") from e
         cid = created["Id"]
         try:
             api.start(cid)

@@ -128,7 +128,8 @@ def create_app(server: Server) -> FastAPI:
         return {"ready": True, "backend": server.backend, "live": len(server.boxes),
                 "capacity": server.max_sandboxes}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
     def metrics() -> Response:
         return Response(generate_latest(server.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -65,7 +65,8 @@ def file_routes(server: Server) -> APIRouter:
             await run_in_threadpool(put)
         return Response(status_code=204)
 
-    @r.get("/sandboxes/{sid}/file")
+    @r.get("/sandboxes/{sid}/file", response_class=Response,
+           responses={200: {"content": {"application/octet-stream": {}}}})
     def read_file(sid: str, path: str = Query(min_length=1), who: str = owner) -> Response:
         with server.using(who, sid) as sb:
             data = sb.read_file(path)
@@ -88,7 +89,8 @@ def file_routes(server: Server) -> APIRouter:
             await run_in_threadpool(put)
         return Response(status_code=204)
 
-    @r.get("/sandboxes/{sid}/archive")
+    @r.get("/sandboxes/{sid}/archive", response_class=StreamingResponse,
+           responses={200: {"content": {"application/x-tar": {}}}})
     def download(sid: str, path: str = Query(min_length=1), who: str = owner) -> Response:
         tmp = Path(tempfile.mkdtemp(prefix="swebox-down-"))
         try:

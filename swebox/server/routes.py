@@ -141,7 +141,8 @@ def sandbox_routes(server: Server) -> APIRouter:
         with server.using(who, sid) as sb:
             return sb.apply_patch(req.patch, cwd=req.cwd).model_dump()
 
-    @r.get("/sandboxes/{sid}/diff")
+    @r.get("/sandboxes/{sid}/diff", response_class=Response,
+           responses={200: {"content": {"text/x-diff": {}}}})
     def diff(sid: str, base: str | None = None, cwd: str | None = None,
              who: str = owner) -> Response:
         with server.using(who, sid) as sb:
