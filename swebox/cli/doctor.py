@@ -18,12 +18,20 @@ def doctor(
                                 help="The default engine to judge: docker or podman."),
     json_out: bool = typer.Option(False, "--json", help="Print the checks as a JSON list of "
                                   "{check, status, detail} instead of a table."),
+    server: str = typer.Option(None, "--server", help="Check a runtime server instead: "
+                               "reachable, version, auth (key from SWEBOX_API_KEY), capacity."),
 ) -> None:
     """Check the engines, disk, bubblewrap, cgroups and GPUs; exit 4 if the engine is unusable."""
     from swebox.doctor import default_engine_ok, run_checks
     from swebox.errors import EngineUnavailable
 
-    checks = run_checks(backend)
+    if server:
+        from swebox.doctor_server import server_checks
+
+        checks = server_checks(server)
+        backend = f"the server at {server}"
+    else:
+        checks = run_checks(backend)
     usable = default_engine_ok(checks)
     if json_out:
         # Plain print, not the rich console: it would wrap long lines and break the JSON.

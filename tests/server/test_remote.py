@@ -194,3 +194,33 @@ def test_grade_and_a_whole_episode_remotely(small: tuple[str, str, Server],
     with RemoteEnv(task, url=url, api_key=key, reward=RewardOptions(grade=False)) as env:
         env.reset()
         assert env.finish("gave up")["exit_reason"] == "gave up"
+
+
+def _doctor(url: str, key: str | None) -> tuple[int, list[dict[str, str]]]:
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "SWEBOX_API_KEY"}
+    if key is not None:
+        env["SWEBOX_API_KEY"] = key
+    done = subprocess.run([sys.executable, "-m", "swebox.cli", "doctor", "--server", url,
+                           "--json"], capture_output=True, text=True, env=env, timeout=60)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_doctor_checks_a_server(small: tuple[str, str, Server]) -> None:
+    from swebox import __version__
+
+    url, key, _ = small
+    rc, rows = _doctor(url, key)
+    status = {r["check"]: r["status"] for r in rows}
+    assert rc == 0 and set(status.values()) == {"ok"}, rows
+    detail = {r["check"]: r["detail"] for r in rows}
+    assert __version__ in detail["server: version"]
+    assert "docker backend, 0 of 8" in detail["server: capacity"]
+    rc, rows = _doctor(url, "sbx_wrong")
+    assert rc == 4 and {r["check"]: r["status"] for r in rows}["server: auth"] == "FAIL"
+    assert "refused" in {r["check"]: r["detail"] for r in rows}["server: auth"]
+    rc, rows = _doctor(url, None)
+    assert rc == 4 and "SWEBOX_API_KEY is not set" in rows[2]["detail"]
+    rc, rows = _doctor("http://127.0.0.1:9", key)
+    assert rc == 4 and rows[0]["status"] == "FAIL" and len(rows) == 1
