@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from swebox.sandbox import Limits, Sandbox
+from swebox.sandbox import ExecResult, Limits, Sandbox
 from swebox.server.files import file_routes
 from swebox.server.state import Server
 
@@ -48,6 +48,10 @@ class RunRequest(BaseModel):
     cmd: str
     timeout: float | None = Field(default=None, gt=0)
     output_limit: int | None = Field(default=None, ge=1024)
+
+
+class RunResult(ExecResult):
+    cwd: str = ""
 
 
 class PatchRequest(BaseModel):
@@ -95,13 +99,13 @@ def sandbox_routes(server: Server) -> APIRouter:
         server.close(sid)
         return Response(status_code=204)
 
-    @r.post("/sandboxes/{sid}/exec")
-    def exec_(sid: str, req: ExecRequest, who: str = owner) -> dict[str, Any]:
+    @r.post("/sandboxes/{sid}/exec", response_model=ExecResult)
+    def exec_(sid: str, req: ExecRequest, who: str = owner) -> Response:
         with server.using(who, sid) as sb:
             t0 = time.perf_counter()
             res = sb.exec(req.cmd, timeout=req.timeout, cwd=req.cwd, env=req.env)
             server.exec_seconds.observe(time.perf_counter() - t0)
-        return res.model_dump()
+        return Response(res.model_dump_json(), media_type="application/json")
 
     # -- persistent shells --------------------------------------------------------------
     @r.post("/sandboxes/{sid}/sessions", status_code=201)
@@ -114,14 +118,16 @@ def sandbox_routes(server: Server) -> APIRouter:
         entry.sessions[name] = sess
         return {"session": name, "pid": sess.pid, "cwd": sess.cwd}
 
-    @r.post("/sandboxes/{sid}/sessions/{name}/run")
-    def run(sid: str, name: str, req: RunRequest, who: str = owner) -> dict[str, Any]:
+    @r.post("/sandboxes/{sid}/sessions/{name}/run", response_model=RunResult)
+    def run(sid: str, name: str, req: RunRequest, who: str = owner) -> Response:
         sess = server.session(who, sid, name)
         t0 = time.perf_counter()
         with server.using(who, sid):
             res = sess.run(req.cmd, timeout=req.timeout, output_limit=req.output_limit)
         server.exec_seconds.observe(time.perf_counter() - t0)
-        return {**res.model_dump(), "cwd": sess.cwd}
+        # The hot path: serialized here in one step, not through FastAPI's generic encoder.
+        body = RunResult(**res.model_dump(), cwd=sess.cwd).model_dump_json()
+        return Response(body, media_type="application/json")
 
     @r.post("/sandboxes/{sid}/sessions/{name}/interrupt", status_code=204)
     def interrupt(sid: str, name: str, who: str = owner) -> Response:

@@ -52,9 +52,10 @@ class Server:
                                       registry=self.registry)
 
     # -- auth ---------------------------------------------------------------------------------
-    def owner(self, authorization: str | None = Header(None),
-              x_api_key: str | None = Header(None)) -> str:
-        """The key's name (a FastAPI dependency): `Authorization: Bearer` or `X-API-Key`."""
+    async def owner(self, authorization: str | None = Header(None),
+                    x_api_key: str | None = Header(None)) -> str:
+        """The key's name (a FastAPI dependency): `Authorization: Bearer` or `X-API-Key`.
+        Async because it never blocks: a sync dependency costs a thread-pool hop per call."""
         if self.keys is None:
             return ANONYMOUS
         key = x_api_key or (authorization[7:] if authorization and
