@@ -118,14 +118,11 @@ def create_app(server: Server) -> FastAPI:
 
     @app.get("/readyz")
     def readyz() -> dict[str, Any]:
-        if server.backend in ("docker", "podman"):
-            from swebox.sandbox.engine import connect
-
-            try:
-                connect(server.backend).api.ping()  # type: ignore[arg-type]
-            except Exception as e:
-                raise HTTPException(503, f"{server.backend} is not reachable: {e}") from e
-        return {"ready": True, "backend": server.backend, "live": len(server.boxes),
+        try:
+            server.placement.check()
+        except SweboxError as e:
+            raise HTTPException(503, str(e)) from e
+        return {"ready": True, **server.placement.describe(), "live": len(server.boxes),
                 "capacity": server.max_sandboxes}
 
     @app.get("/metrics", response_class=Response,

@@ -14,8 +14,9 @@ from fastapi import Header, HTTPException
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from swebox.errors import SandboxError, SweboxError
-from swebox.sandbox import Sandbox, Snapshot, start_sandbox
+from swebox.sandbox import Sandbox, Snapshot
 from swebox.server.keys import KeyStore
+from swebox.server.placement import LocalPlacement, Placement
 
 ANONYMOUS = "-"
 L_SERVER = "swebox.server"  # which server (by name) started a sandbox
@@ -32,8 +33,10 @@ class Entry:
 
 class Server:
     def __init__(self, keys: KeyStore | None, backend: str = "docker",
-                 max_sandboxes: int = 64, max_per_key: int = 32, name: str = "default") -> None:
-        self.keys, self.backend, self.name = keys, backend, name
+                 max_sandboxes: int = 64, max_per_key: int = 32, name: str = "default",
+                 placement: Placement | None = None) -> None:
+        self.placement = placement or LocalPlacement(backend)
+        self.keys, self.backend, self.name = keys, self.placement.backend, name
         self.max_sandboxes, self.max_per_key = max_sandboxes, max_per_key
         self.boxes: dict[str, Entry] = {}
         self.snapshots: dict[str, tuple[str, Snapshot]] = {}
@@ -167,11 +170,11 @@ class Server:
         return {L_SERVER: self.name, L_KEY: owner}
 
     def start(self, owner: str, image: str, **options: Any) -> Sandbox:
-        """Admit, start on this server's backend with its labels, and register."""
+        """Admit, start where the placement says with this server's labels, and register."""
         self.admit(owner)
         labels = {**dict(options.pop("labels", None) or {}), **self.labels(owner)}
         try:
-            sb = start_sandbox(image, backend=self.backend, labels=labels, **options)
+            sb = self.placement.start(image, labels=labels, **options)
         except SweboxError:
             self.starts.labels("failed").inc()
             raise
