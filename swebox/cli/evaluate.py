@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Grade predictions against tasks; parse test logs.",
                   invoke_without_command=True, no_args_is_help=False)
 
-BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman or bwrap (no "
-                       "engine: needs root and bubblewrap).")
+BACKEND = typer.Option("docker", "--backend", "-b", help="docker, podman, bwrap (no "
+                       "engine: needs root and bubblewrap) or remote (a swebox server: "
+                       "SWEBOX_SERVER_URL, SWEBOX_API_KEY).")
 WORKERS = typer.Option(2, "--workers", "-w", min=1, help="Instances graded in parallel.")
 TIMEOUT = typer.Option(1800.0, "--timeout", help="Seconds per test run.")
 TEST_COMMAND = typer.Option(None, "--test-command", help="Run this test command for every "

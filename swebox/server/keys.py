@@ -37,9 +37,18 @@ class KeyStore:
         self.path = Path(path) if path else default_path()
         self._lock = threading.Lock()
         self._digests: dict[str, str] = {}
+        self._stamp: tuple[int, int, int] | None = None
         self.reload()
 
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
+
     def reload(self) -> None:
+        stamp = self._file_stamp()
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -49,6 +58,17 @@ class KeyStore:
                            hint="fix or remove it, then add keys with `swebox serve keys add`"
                            ) from e
         self._digests = {str(k): str(v["sha256"]) for k, v in data.get("keys", {}).items()}
+        self._stamp = stamp
+
+    def refresh(self) -> None:
+        """Reload if the file changed: keys added or removed while the server runs count at
+        once (a removed key is revoked). A broken file keeps the last good keys."""
+        if self._file_stamp() != self._stamp:
+            with self._lock:
+                try:
+                    self.reload()
+                except BadInput:
+                    self._stamp = self._file_stamp()
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +106,7 @@ class KeyStore:
         time, so the answer's timing says nothing about which digest came close."""
         if not key:
             return None
+        self.refresh()
         got = _digest(key)
         found = None
         for name, digest in self._digests.items():

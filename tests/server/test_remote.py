@@ -23,7 +23,6 @@ from swebox.sandbox.engine import connect
 from swebox.server.app import Server
 from swebox.server.keys import KeyStore
 from swebox.tasks.model import Task
-from tests.agents.conftest import sample_tasks  # noqa: F401  (a fixture)
 from tests.conftest import BASE_IMAGE, _require, my_containers, serve_in_thread
 
 
@@ -162,7 +161,7 @@ def test_a_restarted_server_collects_what_its_killed_run_left(tmp_path: Path) ->
         proc.wait()
     api = connect("docker").api
     assert api.containers(filters={"id": sid})  # the killed server could not close it
-    url2, stop = serve_in_thread(Server(keys, name=name))
+    _, stop = serve_in_thread(Server(keys, name=name))
     try:
         assert not api.containers(all=True, filters={"id": sid})  # collected at start
     finally:

@@ -126,3 +126,14 @@ def test_cli_keys_and_refusals(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no API keys" in empty.stderr
     assert swebox("serve", "keys", "remove", "ci", "--keys", keys).returncode == 0
     assert KeyStore(keys).names() == []
+
+
+def test_keys_added_or_removed_while_serving_count_at_once(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "k.json")
+    first = store.add("first")
+    served_view = KeyStore(tmp_path / "k.json")  # what a running server holds
+    assert served_view.verify(first) == "first"
+    second = KeyStore(tmp_path / "k.json").add("second")  # `swebox serve keys add` meanwhile
+    assert served_view.verify(second) == "second"
+    KeyStore(tmp_path / "k.json").remove("first")  # revoked
+    assert served_view.verify(first) is None and served_view.verify(second) == "second"
