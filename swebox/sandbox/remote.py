@@ -12,6 +12,8 @@ that died on the server (lease, OOM) is a SandboxError saying why (410).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import threading
 import time
@@ -231,14 +233,35 @@ class RemoteSandbox(Sandbox):
 
 
 class RemoteSession(Session):
-    """A persistent shell living on the server; each `run` is one request."""
+    """A persistent shell living on the server. Commands go over one WebSocket per session
+    (a frame each way; swebox.server.shell_ws), or one HTTP request each where the
+    WebSocket cannot be opened."""
 
     def __init__(self, sandbox: RemoteSandbox, name: str, pid: int, cwd: str,
                  default_timeout: float | None) -> None:  # no super(): nothing local to frame
         self._sb, self._path = sandbox, f"/sessions/{name}"
         self._default_timeout = default_timeout
+        self._ws: Any = None
+        self._stack = contextlib.ExitStack()
+        self._ws_failed = False
         self.closed = False
         self.pid, self.cwd = pid, cwd
+
+    def _socket(self) -> Any:
+        if self._ws is None and not self._ws_failed:
+            try:
+                from websockets.sync.client import connect
+
+                url = self._sb.client.url.replace("http", "ws", 1) + self._sb._base + \
+                    self._path + "/ws"
+                auth = {k: v for k, v in self._sb.client.http.headers.items()
+                        if k.lower() == "authorization"}
+                self._ws = self._stack.enter_context(connect(
+                    url, additional_headers=auth,
+                    compression=None, max_size=None, open_timeout=10))
+            except Exception:  # no websockets, a proxy in the way: plain HTTP per command
+                self._ws_failed = True
+        return self._ws
 
     def run(self, command: str, timeout: float | None = None,
             output_limit: int | None = None) -> ExecResult:
@@ -246,15 +269,40 @@ class RemoteSession(Session):
             raise errors.SessionClosed("this shell session is closed; open a new one "
                                        "with shell()")
         timeout = timeout if timeout is not None else self._default_timeout
+        req = {"cmd": command, "timeout": timeout, "output_limit": output_limit}
+        ws = self._socket()
         try:
-            data = self._sb._call("POST", self._path + "/run", timeout=_read_timeout(timeout),
-                                  json={"cmd": command, "timeout": timeout,
-                                        "output_limit": output_limit}).json()
+            if ws is not None:
+                data = self._over_ws(ws, req, _read_timeout(timeout))
+            else:
+                data = self._sb._call("POST", self._path + "/run", json=req,
+                                      timeout=_read_timeout(timeout)).json()
         except errors.SessionClosed:
             self.closed = True
+            self._stack.close()
             raise
         self.cwd = data.pop("cwd", self.cwd)
         return ExecResult.model_validate(data)
+
+    def _over_ws(self, ws: Any, req: dict[str, Any], timeout: float | None) -> Any:
+        try:
+            ws.send(json.dumps(req))
+            data = json.loads(ws.recv(timeout=timeout))
+        except TimeoutError as e:
+            raise errors.SandboxTimeout(f"the swebox server at {self._sb.client.url} did not "
+                                        "answer a shell command in time") from e
+        except Exception as e:  # the connection broke: the server went away
+            self._stack.close()
+            self._ws, self._ws_failed = None, True
+            raise EngineUnavailable(f"the shell's connection to {self._sb.client.url} broke: "
+                                    f"{e}", hint="is the server still running?") from e
+        if isinstance(data, dict) and "error" in data:
+            err = data["error"]
+            kind = getattr(errors, str(err.get("kind")), None)
+            if not (isinstance(kind, type) and issubclass(kind, SweboxError)):
+                kind = SandboxError
+            raise kind(str(err.get("message")), hint=err.get("hint"))
+        return data
 
     def interrupt(self) -> None:
         if not self.closed:
@@ -263,6 +311,8 @@ class RemoteSession(Session):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            with contextlib.suppress(Exception):
+                self._stack.close()
             try:
                 self._sb._call("DELETE", self._path)
             except SweboxError:

@@ -32,6 +32,7 @@ from swebox.errors import (
 )
 from swebox.server.openhands import mount as mount_openhands
 from swebox.server.routes import sandbox_routes
+from swebox.server.shell_ws import shell_ws_routes
 from swebox.server.state import ANONYMOUS, Server
 from swebox.server.tasks import task_routes
 
@@ -132,5 +133,6 @@ def create_app(server: Server) -> FastAPI:
 
     app.include_router(sandbox_routes(server))
     app.include_router(task_routes(server))
+    app.include_router(shell_ws_routes(server))
     mount_openhands(app, server)
     return app

@@ -59,6 +59,9 @@ class Server:
                     x_api_key: str | None = Header(None)) -> str:
         """The key's name (a FastAPI dependency): `Authorization: Bearer` or `X-API-Key`.
         Async because it never blocks: a sync dependency costs a thread-pool hop per call."""
+        return self.who(authorization, x_api_key)
+
+    def who(self, authorization: str | None, x_api_key: str | None) -> str:
         if self.keys is None:
             return ANONYMOUS
         key = x_api_key or (authorization[7:] if authorization and

@@ -223,3 +223,30 @@ def test_doctor_checks_a_server(small: tuple[str, str, Server]) -> None:
     assert rc == 4 and "SWEBOX_API_KEY is not set" in rows[2]["detail"]
     rc, rows = _doctor("http://127.0.0.1:9", key)
     assert rc == 4 and rows[0]["status"] == "FAIL" and len(rows) == 1
+
+
+def test_shell_over_http_and_the_websocket_refuses_a_wrong_key(
+        small: tuple[str, str, Server]) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect as ws_connect
+
+    from swebox.errors import SessionClosed
+
+    url, key, _ = small
+    with start_sandbox(BASE_IMAGE, backend="remote", url=url, api_key=key, pull="never",
+                       workdir="/") as sb:
+        sh = sb.shell()
+        sh._ws_failed = True  # type: ignore[attr-defined]  # as without websockets
+        assert sh.run("cd /tmp && X=7").ok and sh.run("echo $PWD $X").output == "/tmp 7\n"
+        slow = sh.run("sleep 30", timeout=1)
+        assert slow.timed_out and sh.run("echo alive").output == "alive\n"
+        with pytest.raises(SessionClosed):
+            sh.run("exit 3")
+        ws = sb.shell()
+        assert ws.run("echo over ws").output == "over ws\n"
+        assert ws._ws is not None  # type: ignore[attr-defined]
+        path = f"{url.replace('http', 'ws')}/v1/sandboxes/{sb.id}/sessions/x/ws"
+        with pytest.raises(InvalidStatus, match="403"):
+            ws_connect(path, additional_headers={"Authorization": "Bearer sbx_wrong"})
+        with pytest.raises(SessionClosed):
+            ws.run("exit 4")
