@@ -87,10 +87,15 @@ def status_of(e: SweboxError) -> int:
 def create_app(server: Server) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sandbox calls block a worker thread each (a test run can take minutes): room for
+        # every sandbox to be busy at once plus the quick calls, instead of anyio's 40.
+        import anyio.to_thread
         from fastapi.concurrency import run_in_threadpool
 
         from swebox.server.restart import collect_previous
 
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            64, 2 * server.max_sandboxes + 32)
         gone = await run_in_threadpool(collect_previous, server.backend, server.name)
         if gone:
             log.warning("collected %d sandboxes a previous run of server %r left", len(gone),
