@@ -1,7 +1,21 @@
 """OpenHands compatibility on plain images: the V0 remote-runtime control API and action-execution
-API, and the V1 agent-server (docs/server.md)."""
+API, and the V1 agent-server (docs/openhands.md).
+
+    control.py       /start, /runtime/{id}, /sessions/{sid}, /sessions/batch, /list, /stop,
+                     /pause, /resume (the runtime API, at the server's root, swebox's API keys)
+    builds.py        /registry_prefix, /image_exists, /build, /build_status (nothing is built)
+    actions.py       /rt/{runtime_id}/...: the action execution API (session key), or a V1
+                     runtime's agent server proxied
+    execute.py       the actions of /execute_action: run, read, write, edit, ...
+    observations.py  the observation JSON OpenHands' client reads back
+    runtimes.py      the runtime records and the settings
+"""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -9,4 +23,26 @@ from swebox.server.state import Server
 
 
 def mount(app: FastAPI, server: Server) -> None:
-    """Add OpenHands' routes to the server's app."""
+    """Add OpenHands' routes to the server's app; its records go when the app shuts down."""
+    from swebox.server.openhands.actions import action_routes
+    from swebox.server.openhands.builds import Builds, build_routes
+    from swebox.server.openhands.control import control_routes
+    from swebox.server.openhands.runtimes import Runtimes
+
+    runtimes, builds = Runtimes(server), Builds()
+    app.state.openhands = runtimes
+    app.include_router(control_routes(server, runtimes, builds))
+    app.include_router(build_routes(server, builds))
+    app.include_router(action_routes(runtimes))
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(a) as state:  # the server closes its sandboxes on the way out
+                yield state
+        finally:
+            runtimes.clear()
+
+    app.router.lifespan_context = lifespan
