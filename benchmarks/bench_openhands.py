@@ -1,0 +1,161 @@
+"""OpenHands on plain images: `/start` to `pod_status: ready` through a swebox server.
+
+A `swebox serve` process (docker backend) on a free loopback port. Each run does what the
+OpenHands clients do, with plain HTTP so no OpenHands install is needed:
+
+* V0 (`RemoteRuntime`, openhands-ai 1.6.0): `POST /start` with the action server's start line,
+  then `GET /runtime/{id}` every 50 ms until `pod_status` is `ready` (the client polls every
+  2 s), then `GET {url}/alive` must be 200; then `POST /stop`.
+* V1 (`APIRemoteWorkspace`): `POST /start` with `/usr/local/bin/openhands-agent-server --port
+  60000`, then `GET /sessions/{session_id}` until `ready`, then `GET {url}/health` with no key
+  must be 200; then `POST /stop`. Needs the agent-server bundle (scripts/agent_server_bundle.sh);
+  skipped with a note when it is missing.
+
+The baseline in the same run is a plain `start_sandbox` of the same image (docker backend), so
+the ratio is what the OpenHands layer costs on top of a sandbox start. Both are on the plain
+image `--image`: no runtime image is built (building one takes OpenHands 2-5 min per base image;
+SkyRL's runtime server takes about 20 s to answer ready).
+
+Targets: V0 p50 <= 1 s; V1 p50 <= 3 s.
+
+    python benchmarks/bench_openhands.py [--n 10]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    Cleanup,
+    base_parser,
+    log,
+    positive_int,
+    ratio,
+    rnd,
+    run_benchmark,
+    summary_ms,
+)
+
+from swebox.sandbox import start_sandbox
+from swebox.sandbox.engine import connect
+from swebox.server.keys import KeyStore
+from swebox.server.state import L_SERVER
+
+V0_COMMAND = ["/openhands/micromamba/bin/micromamba", "run", "-n", "openhands", "poetry", "run",
+              "python", "-u", "-m", "openhands.runtime.action_execution_server", "60000",
+              "--working-dir", "/workspace", "--plugins", "agent_skills", "jupyter",
+              "--username", "root", "--user-id", "0"]
+V1_COMMAND = "/usr/local/bin/openhands-agent-server --port 60000"
+
+
+def serve(tmp: Path) -> tuple[subprocess.Popen[str], str, str, str]:
+    keys = KeyStore(tmp / "keys.json")
+    key = keys.add("bench")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = f"bench-oh-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "swebox.cli", "serve", "--port", str(port),
+                             "--keys", str(keys.path), "--name", name], text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{url}/healthz").raise_for_status()
+            return proc, url, key, name
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("swebox serve did not come up") from None
+            time.sleep(0.1)
+
+
+def one(http: httpx.Client, image: str, v1: bool, i: int) -> float:
+    sid = f"bench-{'v1' if v1 else 'v0'}-{os.getpid()}-{i}"
+    body = {"image": image, "command": V1_COMMAND if v1 else V0_COMMAND, "session_id": sid,
+            "working_dir": "/" if v1 else "/openhands/code/", "environment": {}}
+    t0 = time.perf_counter()
+    r = http.post("/start", json=body, timeout=180)
+    r.raise_for_status()
+    info = r.json()
+    rid, url = info["runtime_id"], info["url"]
+    try:
+        while True:
+            poll = http.get(f"/sessions/{sid}" if v1 else f"/runtime/{rid}")
+            poll.raise_for_status()
+            status = str(poll.json().get("pod_status", "")).lower()
+            if status == "ready":
+                break
+            if status in ("failed", "unknown", "crashloopbackoff"):
+                raise RuntimeError(f"runtime {rid} failed: {poll.json()}")
+            if time.perf_counter() - t0 > 120:
+                raise RuntimeError(f"runtime {rid} not ready after 120 s: {poll.json()}")
+            time.sleep(0.05)
+        check = httpx.get(f"{url}/health" if v1 else f"{url}/alive", timeout=10,
+                          headers={} if v1 else {"X-Session-API-Key": info["session_api_key"]})
+        check.raise_for_status()
+        return time.perf_counter() - t0
+    finally:
+        http.post("/stop", json={"runtime_id": rid})
+
+
+def body(cleanup: Cleanup) -> dict[str, Any]:
+    p = base_parser(__doc__)
+    p.add_argument("--n", type=positive_int, default=10)
+    args = p.parse_args()
+    log(f"baseline: {args.n} plain sandbox starts")
+    base = []
+    for _ in range(args.n):
+        t0 = time.perf_counter()
+        sb = cleanup.sandbox(start_sandbox(args.image, workdir="/", pull="never", lease=600))
+        base.append(time.perf_counter() - t0)
+        cleanup.close_sandbox(sb)
+    proc, url, key, name = serve(Path(tempfile.mkdtemp(prefix="swebox-bench-oh-")))
+    out: dict[str, Any] = {"baseline_sandbox_start": summary_ms(base)}
+    try:
+        with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as http:
+            log(f"V0: {args.n} runs")
+            v0 = [one(http, args.image, False, i) for i in range(args.n)]
+            out["v0_start_to_ready"] = summary_ms(v0)
+            bundle = Path(os.environ.get("SWEBOX_AGENT_SERVER", "/opt/swebox/agent-server"))
+            if bundle.is_dir():
+                log(f"V1: {args.n} runs")
+                one(http, args.image, True, -1)  # the first start warms the page cache
+                v1 = [one(http, args.image, True, i) for i in range(args.n)]
+                out["v1_start_to_ready"] = summary_ms(v1)
+            else:
+                out["v1_skipped"] = f"no agent-server bundle at {bundle}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    left = len(connect("docker").api.containers(all=True,
+                                                filters={"label": f"{L_SERVER}={name}"}))
+    b50 = out["baseline_sandbox_start"]["p50_ms"]
+    v0_50 = out["v0_start_to_ready"]["p50_ms"]
+    v1_50 = out.get("v1_start_to_ready", {}).get("p50_ms")
+    out.update({
+        "v0_ratio_to_sandbox_start": rnd(ratio(v0_50, b50), 2),
+        "v1_ratio_to_sandbox_start": rnd(ratio(v1_50, b50), 2) if v1_50 else None,
+        "containers_left": left,
+        "targets": {"v0_p50_ms": 1000, "v1_p50_ms": 3000},
+        "pass": v0_50 <= 1000 and (v1_50 is None or v1_50 <= 3000) and left == 0,
+    })
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(run_benchmark("openhands", body))
