@@ -99,6 +99,7 @@ fi
 
 # verl 0.9.1 over the CPU torch on disk, with swebox, for the verl adapter's tests.
 bash "$here/scripts/verl_venv.sh"
+bash "$here/scripts/agent_server_bundle.sh"  # OpenHands V1 agent-server bundle + its client venv
 bash "$here/scripts/openhands_venv.sh"  # openhands-ai 1.6.0 (py3.12): the OpenHands V0 client
 
 # Always: a no-op in seconds when everything is there, and it picks up new dependencies.

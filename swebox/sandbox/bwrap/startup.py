@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swebox.errors import BadInput, EngineUnavailable, ImageNotFound, SandboxError, SweboxError
-from swebox.sandbox import scripts
+from swebox.sandbox import binds, scripts
 from swebox.sandbox.bwrap.enter import NOFILE, NPROC
 from swebox.sandbox.bwrap.execs import _Execs
 from swebox.sandbox.bwrap.fsaccess import _norm, _open_in
@@ -65,6 +65,7 @@ class _Startup(_Execs):
                 raise BadInput(f"mount source {host} is not a directory",
                                hint="give an existing host directory")
             self._bases[_norm(inside)] = host_dir
+        binds.checked(config.binds)
         for target in self._bases:
             self._layers[target] = list(snapshot.layers.get(target, [])) if snapshot else []
         lim = config.limits
@@ -111,6 +112,7 @@ class _Startup(_Execs):
         bwrap += ["--hostname", self.id, "--cap-drop", "ALL"]
         for target, _, merged in overlays:
             bwrap += ["--bind", merged, target]
+        bwrap += binds.bwrap_args(config.binds)
         bwrap += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_SIZE), "--tmpfs",
                   "/dev/shm", "--chmod", "1777", "/dev/shm", "--info-fd", str(info_w),
                   "--chdir", "/", "--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--",

@@ -136,6 +136,12 @@ def control_routes(server: Server, rts: Runtimes, builds: Builds) -> APIRouter:
                 kw = {"args": v1.agent_server_args(req.command)} \
                     if hasattr(v1, "agent_server_args") else {}
                 rt.agent = v1.AgentServer(sb, key, **kw)
+                # OpenHands' V1 client refuses a runtime URL with a path (it compares its
+                # httpx base_url, which gains a trailing slash, with the URL): the agent server
+                # gets a port of its own, on the address this server listens on.
+                if hasattr(rt.agent, "expose"):
+                    port = rt.agent.expose(request.scope["server"][0])
+                    rt.url = f"{request.url.scheme}://{request.url.hostname}:{port}"
                 _boot(rt)
             else:
                 open_shell(rt)
