@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -60,10 +60,12 @@ def check_auth_choice(host: str, disable_auth: bool, force: bool) -> None:
 
 def _reap(server: Server, stop: threading.Event) -> None:
     while not stop.wait(5):
-        try:
-            server.reap()
-        except Exception:  # a reaper that dies would leave expired entries forever
-            log.exception("reaping expired sandboxes failed")
+        jobs: list[Callable[[], object]] = [server.reap, *server.periodic]
+        for job in jobs:
+            try:
+                job()
+            except Exception:  # a reaper that dies would leave expired entries forever
+                log.exception("a periodic server job failed")
 
 
 def status_of(e: SweboxError) -> int:

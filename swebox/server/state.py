@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class Server:
         self.boxes: dict[str, Entry] = {}
         self.snapshots: dict[str, tuple[str, Snapshot]] = {}
         self.episodes: dict[str, tuple[str, Any, float]] = {}  # id -> owner, SweEnv, started
+        self.periodic: list[Callable[[], None]] = []  # run by the reaper every few seconds
         self.max_upload = 4 * 1024**3  # bytes of one upload; past it, 413
         self.dead: dict[str, str] = {}  # sandbox id -> why it ended (answered with 410)
         self.pending: dict[str, int] = {}  # starts admitted and under way, per key

@@ -331,3 +331,62 @@ def test_sdk_api_remote_workspace(tmp_path: Path) -> None:
             assert c.get("/list").json()["total"] == 0  # the workspace stopped its runtime
     finally:
         stop()
+
+
+def test_a_second_start_of_an_image_takes_a_warm_agent_server(tmp_path: Path) -> None:
+    """After a V1 start of an image, the server keeps an agent server of it up (warm.py):
+    the next start of that image is ready at its first answer, its bash works and its key
+    is its own; spares close with the server."""
+    _require("docker")
+    _require_bundle()
+    from swebox.server.app import Server
+    from swebox.server.keys import KeyStore
+
+    keys = KeyStore(tmp_path / "keys.json")
+    key = keys.add("warm")
+    name = f"warm-{os.getpid()}"
+    url, stop = serve_in_thread(Server(keys, max_sandboxes=6, max_per_key=6, name=name))
+    body = {"image": BASE_IMAGE, "working_dir": "/", "environment": {},
+            "command": "/usr/local/bin/openhands-agent-server --port 60000"}
+    try:
+        with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=120) as c:
+            first = c.post("/start", json={**body, "session_id": "cold"}).json()
+            assert first["pod_status"] == "pending"  # cold: the agent server imports itself
+            t0 = time.monotonic()
+            while c.get("/sessions/cold").json()["pod_status"] != "ready":
+                assert time.monotonic() - t0 < READY_WAIT
+                time.sleep(0.1)
+            c.post("/stop", json={"runtime_id": first["runtime_id"]})
+            deadline, n = time.monotonic() + READY_WAIT, 0
+            while True:  # the spare started after the cold start may still be importing
+                n += 1
+                t0 = time.monotonic()
+                rt = c.post("/start", json={**body, "session_id": f"warm-{n}"}).json()
+                if rt["pod_status"] == "ready":
+                    took = time.monotonic() - t0
+                    break
+                c.post("/stop", json={"runtime_id": rt["runtime_id"]})
+                assert time.monotonic() < deadline, "no warm agent server came up"
+                time.sleep(2)
+            assert took < 2.0, took
+            assert rt["session_api_key"] != first["session_api_key"]
+            h = {"X-Session-API-Key": rt["session_api_key"]}
+            cmd = httpx.post(f"{rt['url']}/api/bash/start_bash_command", headers=h,
+                             json={"command": "echo warm; pwd", "timeout": 30}).json()
+            for _ in range(100):
+                page = httpx.get(f"{rt['url']}/api/bash/bash_events/search", headers=h,
+                                 params={"kind__eq": "BashOutput",
+                                         "command_id__eq": cmd["id"]}).json()
+                if any(e.get("exit_code") is not None for e in page["items"]):
+                    break
+                time.sleep(0.1)
+            assert "warm\n/\n" in "".join(e.get("stdout") or "" for e in page["items"])
+            assert httpx.get(f"{rt['url']}/health").status_code == 200
+            c.post("/stop", json={"runtime_id": rt["runtime_id"]})
+    finally:
+        stop()
+    from swebox.sandbox.engine import connect
+
+    # (the module's agent_sandbox fixture is still open: count this server's sandboxes only)
+    assert connect("docker").api.containers(all=True, filters={"label": f"swebox.server={name}"}
+                                            ) == []  # spares included

@@ -9,6 +9,8 @@ API, and the V1 agent-server (docs/openhands.md).
     execute.py       the actions of /execute_action: run, read, write, edit, ...
     observations.py  the observation JSON OpenHands' client reads back
     runtimes.py      the runtime records and the settings
+    warm.py          V1 agent servers started ahead for images started again
+    v1.py, relay.py  the V1 agent server from the portable bundle, and its relayed port
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ def mount(app: FastAPI, server: Server) -> None:
     from swebox.server.openhands.builds import Builds, build_routes
     from swebox.server.openhands.control import control_routes
     from swebox.server.openhands.runtimes import Runtimes
+    from swebox.server.openhands.warm import WarmPool
 
-    runtimes, builds = Runtimes(server), Builds()
+    runtimes, builds, warm = Runtimes(server), Builds(), WarmPool(server)
     app.state.openhands = runtimes
-    app.include_router(control_routes(server, runtimes, builds))
+    server.periodic.append(warm.reap)
+    app.include_router(control_routes(server, runtimes, builds, warm))
     app.include_router(build_routes(server, builds))
     app.include_router(action_routes(runtimes))
 
@@ -43,6 +47,7 @@ def mount(app: FastAPI, server: Server) -> None:
             async with inner(a) as state:  # the server closes its sandboxes on the way out
                 yield state
         finally:
+            warm.close()
             runtimes.clear()
 
     app.router.lifespan_context = lifespan

@@ -36,6 +36,7 @@ from swebox.server.openhands.runtimes import (
     register_context,
     setting,
 )
+from swebox.server.openhands.warm import Spare, WarmPool, new_key, pool_key
 from swebox.server.state import Server
 
 PULL = {"always": "always", "never": "never", "ifnotpresent": "missing"}
@@ -87,7 +88,7 @@ def open_shell(rt: Runtime) -> None:
         rt.username, rt.hostname = lines[-2].strip(), lines[-1].strip().split(".")[0]
 
 
-def control_routes(server: Server, rts: Runtimes, builds: Builds) -> APIRouter:
+def control_routes(server: Server, rts: Runtimes, builds: Builds, warm: WarmPool) -> APIRouter:
     r = APIRouter()
     owner = Depends(server.owner)
 
@@ -121,20 +122,31 @@ def control_routes(server: Server, rts: Runtimes, builds: Builds) -> APIRouter:
         old = rts.by_session(who, sid)
         if old is not None and old.status != "stopped":
             rts.stop(old, "its session started a new runtime")
+        spare = None
+        if agent_cmd:
+            assert v1 is not None
+            args = list(v1.agent_server_args(req.command)) \
+                if hasattr(v1, "agent_server_args") else []
+            spare = _warm_start(server, warm, v1, who, image, workdir, options, args,
+                                request.scope["server"][0], lease)
         # An unknown image is ImageNotFound (404, naming the image and how to get it), a bad
         # reference BadInput (400): the app's SweboxError handler answers both.
-        sb = server.start(who, image, **options)
+        sb = spare.sandbox if spare is not None else server.start(who, image, **options)
         rt = Runtime(runtime_id=rid, session_id=sid, owner=who, image=image,
-                     requested=req.image, sandbox=sb, session_key=key,
+                     requested=req.image, sandbox=sb,
+                     session_key=spare.key if spare is not None else key,
                      url=f"{request.base_url}rt/{rid}", workdir=workdir,
                      ready=ready_status(server, req.command), skyrl=is_skyrl(req.command),
                      command=cmd, lease=lease)
         rt.expires = rt.started + lease
         try:
-            if agent_cmd:
+            if spare is not None:  # an agent server already up (warm.py)
+                rt.agent = spare.agent
+                if spare.port:
+                    rt.url = f"{request.url.scheme}://{request.url.hostname}:{spare.port}"
+            elif agent_cmd:
                 assert v1 is not None
-                kw = {"args": v1.agent_server_args(req.command)} \
-                    if hasattr(v1, "agent_server_args") else {}
+                kw = {"args": args} if hasattr(v1, "agent_server_args") else {}
                 rt.agent = v1.AgentServer(sb, key, **kw)
                 # OpenHands' V1 client refuses a runtime URL with a path (it compares its
                 # httpx base_url, which gains a trailing slash, with the URL): the agent server
@@ -207,6 +219,45 @@ def control_routes(server: Server, rts: Runtimes, builds: Builds) -> APIRouter:
         return {"runtime_id": rt.runtime_id, "status": rt.status}
 
     return r
+
+
+def _warm_start(server: Server, warm: WarmPool, v1: Any, who: str, image: str, workdir: str,
+                options: dict[str, Any], args: list[str], host: str,
+                lease: float) -> Spare | None:
+    """A warm spare of this V1 start, registered to `who`, or None; the pool is topped up."""
+    key = pool_key(image, workdir, options["env"], args)
+    spare = warm.take(key)
+
+    def make() -> Spare:
+        opts = {**options, "labels": {k: v for k, v in options["labels"].items()
+                                      if k != LABEL} | server.labels("(warm)")}
+        sb = server.placement.start(image, **opts)
+        agent = v1.AgentServer(sb, new_key(), args=args)
+        try:
+            port = agent.expose(host) if hasattr(agent, "expose") else None
+            agent.start()
+        except BaseException:
+            agent.close()
+            sb.close()
+            raise
+        return Spare(sb, agent, agent.session_api_key, port)
+
+    warm.top_up(key, make)
+    if spare is None:
+        return None
+    try:
+        with server.slot(who):  # 429 past the key's limit: the spare goes back
+            server.register(who, spare.sandbox)
+    except BaseException:
+        warm.give_back(key, spare)
+        raise
+    try:
+        spare.sandbox.renew(lease)
+    except BaseException:
+        server.close(spare.sandbox.id, "its runtime did not start")
+        spare.agent.close()
+        raise
+    return spare
 
 
 def _boot(rt: Runtime) -> None:
