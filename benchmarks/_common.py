@@ -276,3 +276,57 @@ def run_benchmark(name: str, body: Callable[[Cleanup], dict[str, Any]]) -> int:
            "total_s": rnd(time.monotonic() - started, 2)}
     print(json.dumps(out), flush=True)
     return code
+
+
+# -- a swebox server ---------------------------------------------------------------------------
+class Served:
+    """A `swebox serve` process on a free loopback port with one fresh API key; `stop()`
+    ends it with SIGTERM (it closes its sandboxes) and counts what it left."""
+
+    def __init__(self, tmp: str, *args: str, env: dict[str, str] | None = None) -> None:
+        import socket
+        import subprocess
+        from pathlib import Path
+
+        import httpx
+
+        from swebox.server.keys import KeyStore
+
+        n = len(list(Path(tmp).iterdir()))  # one key file and one name per server started
+        keys = KeyStore(Path(tmp) / f"keys-{n}.json")
+        self.key = keys.add("bench")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.name = f"bench-{os.getpid()}-{n}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swebox.cli", "serve", "--port", str(port), "--keys",
+             str(keys.path), "--name", self.name, *args], env={**os.environ, **(env or {})})
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{self.url}/healthz").raise_for_status()
+                return
+            except httpx.HTTPError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()
+                    raise RuntimeError("swebox serve did not come up") from None
+                time.sleep(0.1)
+
+    def stop(self) -> int:
+        """Stop the server; returns how many of its sandboxes are left (should be 0)."""
+        import subprocess
+
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        client = raw_client()
+        try:
+            return len(client.api.containers(all=True,
+                                             filters={"label": f"swebox.server={self.name}"}))
+        finally:
+            client.close()

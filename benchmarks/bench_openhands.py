@@ -27,9 +27,6 @@ Targets: V0 p50 <= 1 s; V1 p50 <= 3 s (`pass` holds V1 to it cold; warm is repor
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +38,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     Cleanup,
+    Served,
     base_parser,
     log,
     positive_int,
@@ -51,39 +49,12 @@ from _common import (
 )
 
 from swebox.sandbox import start_sandbox
-from swebox.sandbox.engine import connect
-from swebox.server.keys import KeyStore
-from swebox.server.state import L_SERVER
 
 V0_COMMAND = ["/openhands/micromamba/bin/micromamba", "run", "-n", "openhands", "poetry", "run",
               "python", "-u", "-m", "openhands.runtime.action_execution_server", "60000",
               "--working-dir", "/workspace", "--plugins", "agent_skills", "jupyter",
               "--username", "root", "--user-id", "0"]
 V1_COMMAND = "/usr/local/bin/openhands-agent-server --port 60000"
-
-
-def serve(tmp: Path, env: dict[str, str] | None = None
-          ) -> tuple[subprocess.Popen[str], str, str, str]:
-    n = len(list(tmp.iterdir()))  # one key file and one server name per server started
-    keys = KeyStore(tmp / f"keys-{n}.json")
-    key = keys.add("bench")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    name = f"bench-oh-{os.getpid()}-{n}"
-    proc = subprocess.Popen([sys.executable, "-m", "swebox.cli", "serve", "--port", str(port),
-                             "--keys", str(keys.path), "--name", name], text=True,
-                            env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/healthz").raise_for_status()
-            return proc, url, key, name
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("swebox serve did not come up") from None
-            time.sleep(0.1)
 
 
 def one(http: httpx.Client, image: str, v1: bool, i: int, warm_only: bool = False
@@ -138,9 +109,10 @@ def body(cleanup: Cleanup) -> dict[str, Any]:
     # V0, then V1 cold (no warm spares), then V1 warm (a spare of the image is up).
     for phase, env in (("cold", {"SWEBOX_OPENHANDS_V1_WARM": "0"}),
                        ("warm", {"SWEBOX_OPENHANDS_V1_WARM": "1"})):
-        proc, url, key, name = serve(tmp, env)
+        srv = Served(str(tmp), env=env)
         try:
-            with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as http:
+            with httpx.Client(base_url=srv.url, headers={"X-API-Key": srv.key},
+                              timeout=60) as http:
                 if phase == "cold":
                     log(f"V0: {args.n} runs")
                     v0 = [one(http, args.image, False, i) or 0.0 for i in range(args.n)]
@@ -166,14 +138,7 @@ def body(cleanup: Cleanup) -> dict[str, Any]:
                             warm.append(got)
                     out["v1_warm_start_to_ready"] = summary_ms(warm)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        left += len(connect("docker").api.containers(
-            all=True, filters={"label": f"{L_SERVER}={name}"}))
+            left += srv.stop()
     b50 = out["baseline_sandbox_start"]["p50_ms"]
     v0_50 = out["v0_start_to_ready"]["p50_ms"]
     cold50 = out.get("v1_cold_start_to_ready", {}).get("p50_ms")

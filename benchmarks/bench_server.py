@@ -23,11 +23,7 @@ Retry-After, 0 containers left after the server stops.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     Cleanup,
+    Served,
     base_parser,
     log,
     positive_int,
@@ -51,32 +48,6 @@ from _common import (
 )
 
 from swebox.sandbox import start_sandbox
-from swebox.sandbox.engine import connect
-from swebox.server.keys import KeyStore
-from swebox.server.state import L_SERVER
-
-
-def serve(tmp: Path, max_sandboxes: int) -> tuple[subprocess.Popen[str], str, str, str]:
-    keys = KeyStore(tmp / "keys.json")
-    key = keys.add("bench")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    name = f"bench-{os.getpid()}"
-    proc = subprocess.Popen([sys.executable, "-m", "swebox.cli", "serve", "--port", str(port),
-                             "--keys", str(keys.path), "--name", name,
-                             "--max-sandboxes", str(max_sandboxes),
-                             "--max-per-key", str(max_sandboxes)], text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/healthz").raise_for_status()
-            return proc, url, key, name
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("swebox serve did not come up") from None
-            time.sleep(0.1)
 
 
 def session_p50(sb: Any, n: int) -> dict[str, Any]:
@@ -170,7 +141,9 @@ def body(cleanup: Cleanup) -> dict[str, Any]:
     p.add_argument("--max-sandboxes", type=positive_int, default=24)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="swebox-bench-server-"))
-    proc, url, key, name = serve(tmp, args.max_sandboxes)
+    srv = Served(str(tmp), "--max-sandboxes", str(args.max_sandboxes), "--max-per-key",
+                 str(args.max_sandboxes))
+    url, key = srv.url, srv.key
     try:
         log("part 1: session round trips, local then remote")
         local_sb = cleanup.sandbox(start_sandbox(args.image, workdir="/", pull="never",
@@ -191,14 +164,7 @@ def body(cleanup: Cleanup) -> dict[str, Any]:
         many = load(url, key, args.clients, args.requests, args.execs, args.image)
         log(f"{many['requests']} requests in {many['wall_s']} s: {many['status']}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    api = connect("docker").api
-    left = len(api.containers(all=True, filters={"label": f"{L_SERVER}={name}"}))
+        left = srv.stop()
     status = many["status"]
     bad = {k: v for k, v in status.items() if not k.isdigit() or k.startswith("5")}
     ok = (extra <= 2.0 and not bad and left == 0 and

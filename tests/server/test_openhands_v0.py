@@ -340,6 +340,7 @@ def test_v1_agent_server_hook(served: Served, monkeypatch: pytest.MonkeyPatch) -
     from swebox.server.openhands import control
 
     url, tokens = served
+    monkeypatch.setenv("SWEBOX_OPENHANDS_V1_WARM", "0")  # no warm spares (test_openhands_v1)
     alice = {"X-API-Key": tokens["alice"]}
     body = {"image": BASE_IMAGE, "command": "/usr/local/bin/openhands-agent-server --port 60000",
             "working_dir": "/", "environment": {}, "session_id": "v1-sess",

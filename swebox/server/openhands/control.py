@@ -16,6 +16,7 @@ Auth: swebox's API keys (`X-API-Key`, as OpenHands sends it); a key sees only it
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import secrets
 import shlex
@@ -232,15 +233,19 @@ def _warm_start(server: Server, warm: WarmPool, v1: Any, who: str, image: str, w
         opts = {**options, "labels": {k: v for k, v in options["labels"].items()
                                       if k != LABEL} | server.labels("(warm)")}
         sb = server.placement.start(image, **opts)
-        agent = v1.AgentServer(sb, new_key(), args=args)
+        session_key, agent = new_key(), None
         try:
+            kw = {"args": args} if hasattr(v1, "agent_server_args") else {}
+            agent = v1.AgentServer(sb, session_key, **kw)
             port = agent.expose(host) if hasattr(agent, "expose") else None
             agent.start()
         except BaseException:
-            agent.close()
+            if agent is not None:
+                with contextlib.suppress(Exception):
+                    agent.close()
             sb.close()
             raise
-        return Spare(sb, agent, agent.session_api_key, port)
+        return Spare(sb, agent, session_key, port)
 
     warm.top_up(key, make)
     if spare is None:

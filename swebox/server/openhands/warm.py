@@ -50,15 +50,25 @@ def pool_key(image: str, workdir: str, env: dict[str, str], args: list[str]) -> 
 class WarmPool:
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.per_image = int(setting(server, "v1_warm", "1") or 0)
-        self.max_total = int(setting(server, "v1_warm_max", "4") or 0)
-        self.ttl = float(setting(server, "v1_warm_ttl", "600") or 600)
         self.spares: dict[Key, list[Spare]] = {}
         self.filling: dict[Key, int] = {}
         self.wanted: dict[Key, float] = {}  # last /start of each key
         self.lock = threading.Lock()
         self.closed = False
         self._fill = ThreadPoolExecutor(2, thread_name_prefix="swebox-oh-warm")
+
+    # Read at each use, so a running server's settings can change.
+    @property
+    def per_image(self) -> int:
+        return int(setting(self.server, "v1_warm", "1") or 0)
+
+    @property
+    def max_total(self) -> int:
+        return int(setting(self.server, "v1_warm_max", "4") or 0)
+
+    @property
+    def ttl(self) -> float:
+        return float(setting(self.server, "v1_warm_ttl", "600") or 600)
 
     @property
     def enabled(self) -> bool:
@@ -110,8 +120,9 @@ class WarmPool:
         try:
             spare = make()
             deadline = time.monotonic() + 180
+            failure = getattr(spare.agent, "failure", lambda: None)
             while not spare.agent.healthy():
-                if spare.agent.failure() or time.monotonic() > deadline or self.closed:
+                if failure() or time.monotonic() > deadline or self.closed:
                     raise SweboxError("a warm agent server did not come up")
                 time.sleep(0.2)
         except Exception:
