@@ -250,3 +250,46 @@ def test_shell_over_http_and_the_websocket_refuses_a_wrong_key(
             ws_connect(path, additional_headers={"Authorization": "Bearer sbx_wrong"})
         with pytest.raises(SessionClosed):
             ws.run("exit 4")
+
+
+def test_big_transfers_stream_with_flat_memory(small: tuple[str, str, Server],
+                                               tmp_path: Path) -> None:
+    """300 MB up and down through the remote backend: the client and the server (both in
+    this process) never hold it in memory. The resident set is sampled while it runs."""
+    url, key, server = small
+    server.max_upload = 1024**3
+    src = tmp_path / "up"
+    src.mkdir()
+    with open(src / "big.bin", "wb") as f:
+        for _ in range(300):
+            f.write(os.urandom(1024 * 1024))
+
+    def rss() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")) * 1024
+
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            samples.append(rss())
+
+    base = rss()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with start_sandbox(BASE_IMAGE, backend="remote", url=url, api_key=key, pull="never",
+                           workdir="/") as sb:
+            sb.upload(src, "/data/up")
+            assert sb.exec("stat -c %s /data/up/big.bin").stdout.strip() == str(300 * 1024**2)
+            sb.download("/data/up", tmp_path / "down")
+    finally:
+        done.set()
+        sampler.join()
+    assert (tmp_path / "down" / "big.bin").stat().st_size == 300 * 1024**2
+    with open(src / "big.bin", "rb") as a, open(tmp_path / "down" / "big.bin", "rb") as b:
+        while block := a.read(1 << 22):
+            assert block == b.read(1 << 22)
+    grew = max(samples) - base
+    assert len(samples) > 20 and grew < 100 * 1024**2, f"RSS grew by {grew >> 20} MiB"
