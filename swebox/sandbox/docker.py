@@ -8,11 +8,8 @@ that holds the lease, commands run through `exec`, the shell through an attached
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import secrets
-import signal
 import threading
 import time
 from pathlib import Path
@@ -32,6 +29,7 @@ from swebox.errors import (
 from swebox.sandbox import binds, lifecycle, scripts
 from swebox.sandbox.base import Command, Sandbox, Snapshot, to_shell
 from swebox.sandbox.engine import connect, engine_url, local_names
+from swebox.sandbox.engine_procs import kill_all_but_init, kill_exec_group
 from swebox.sandbox.models import ExecResult, SandboxConfig
 from swebox.sandbox.session import SHELL_BOOT, Session
 from swebox.sandbox.stream import STDERR, CappedBuffer, FrameReader, decode, raw_socket
@@ -213,49 +211,13 @@ class DockerSandbox(Sandbox):
         return -1
 
     def _kill_exec_from_host(self, exec_id: str) -> None:
-        """Last resort when the in-sandbox watcher did not act: kill the exec's group from the
-        host (works when the engine runs on this machine)."""
-        try:
-            pid = int(self.api.exec_inspect(exec_id).get("Pid") or 0)
-            if pid > 0:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except (APIError, OSError, ValueError):
-            pass
+        kill_exec_group(self.api, exec_id)
 
     def kill_processes(self) -> int:
         """Kill every process but the sandbox's init (the lease loop): the way back from a fork
-        bomb, whose children no in-sandbox kill can outrun (a full pids limit even refuses the
-        kill's own exec). The container is frozen, each process SIGKILLed from the host (the
-        engine must run on this machine), then thawed; repeated while any is left."""
+        bomb, whose children no in-sandbox kill can outrun (swebox.sandbox.engine_procs)."""
         self._check_open()
-        killed = 0
-        try:
-            init = int(self.api.inspect_container(self.id)["State"]["Pid"])
-            for _ in range(20):
-                # The freezer can fail while processes fork as fast as they can ("unable to
-                # freeze"): then kill without it, and freeze on the next round.
-                try:
-                    self.api.pause(self.id)
-                    paused = True
-                except APIError:
-                    paused = False
-                try:
-                    top = self.api.top(self.id)
-                    col = top["Titles"].index("PID")
-                    pids = [int(p[col]) for p in top.get("Processes") or [] if int(p[col]) != init]
-                    for pid in pids:
-                        with contextlib.suppress(OSError):
-                            os.kill(pid, signal.SIGKILL)
-                finally:
-                    if paused:
-                        self.api.unpause(self.id)
-                killed += len(pids)
-                if not pids:
-                    break
-                time.sleep(0.05)
-        except (APIError, KeyError, ValueError) as e:
-            raise SandboxError(f"cannot kill the processes of {self.name}: {e}") from e
-        return killed
+        return kill_all_but_init(self.api, self.id, self.name)
 
     def shell(self, timeout: float | None = None) -> Session:
         _, resp = self._exec_socket(["/bin/sh", "-c", SHELL_BOOT], stdin=True, cwd=None,
