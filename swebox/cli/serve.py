@@ -63,9 +63,23 @@ def serve(
     server = Server(store, backend=backend, max_sandboxes=max_sandboxes,
                     max_per_key=max_per_key, name=name)
     server.max_upload = upload_limit
+    # Bound here, not by uvicorn: a port in use is then one line that says so, before
+    # anything claims to be serving.
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise BadInput(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                       hint="pick another --port, or stop what holds this one") from e
     err_console.print(f"serving {backend} sandboxes on http://{host}:{port} "
                       f"({'no auth' if store is None else f'{len(store.names())} key(s)'})")
-    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_level="warning"))
+    uv.run(sockets=[sock])
 
 
 @keys_app.command("add")

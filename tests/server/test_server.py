@@ -124,6 +124,14 @@ def test_cli_keys_and_refusals(tmp_path: Path) -> None:
     assert refused.returncode != 0 and "anyone who reaches" in refused.stderr
     empty = swebox("serve", "--keys", str(tmp_path / "none.json"))
     assert empty.returncode == 2 and "no API keys" in empty.stderr
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = swebox("serve", "--keys", keys, "--port", str(held.getsockname()[1]))
+    assert taken.returncode == 2 and "cannot listen on 127.0.0.1:" in taken.stderr
+    assert "serving" not in taken.stderr and "Traceback" not in taken.stderr
     assert swebox("serve", "keys", "remove", "ci", "--keys", keys).returncode == 0
     assert KeyStore(keys).names() == []
 
