@@ -46,6 +46,11 @@ PORT = 60000  # what the runtime API's command asks for (`--port 60000`)
 RUN_DIR = "/dev/shm/.swebox-agent-server"  # socket, pid and log, inside the sandbox
 SOCKET = "agent.sock"
 LAUNCH_TIMEOUT = 30.0
+# What the agent server reads at import (forked ones: what the zygote loaded with), unless the
+# sandbox's own environment says otherwise.
+AGENT_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network: no fetch
+             "OH_ENABLE_VSCODE": "false", "OH_PRELOAD_TOOLS": "false",
+             "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
 # Headers that belong to one hop (RFC 9110 7.6.1) or that the client library sets itself.
 HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                  "trailer", "transfer-encoding", "upgrade", "host"})
@@ -152,8 +157,8 @@ def sandbox_options() -> dict[str, Any]:
     return {"binds": {bundle: bundle}, "env": {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}}
 
 
-def _host_root(sandbox: Sandbox) -> str:
-    """The sandbox's root as this host sees it: /proc/<its PID 1>/root."""
+def init_pid(sandbox: Sandbox) -> int:
+    """The host pid of the sandbox's PID 1."""
     backend = sandbox.config.backend
     if backend in ("docker", "podman"):
         from swebox.sandbox.engine import engine_url
@@ -171,15 +176,23 @@ def _host_root(sandbox: Sandbox) -> str:
                            hint="use backend docker, podman or bwrap")
     if pid <= 0 or not os.path.exists(f"/proc/{pid}/root"):
         raise SandboxError(f"sandbox {sandbox.id} is not running")
-    return f"/proc/{pid}/root"
+    return pid
+
+
+def _host_root(sandbox: Sandbox) -> str:
+    """The sandbox's root as this host sees it: /proc/<its PID 1>/root."""
+    return f"/proc/{init_pid(sandbox)}/root"
 
 
 class AgentServer:
     """One agent server in one sandbox, reached through its unix socket."""
 
     def __init__(self, sandbox: Sandbox, session_api_key: str, *,
-                 args: Sequence[str] = ("--port", str(PORT))) -> None:
+                 args: Sequence[str] = ("--port", str(PORT)), fork: str = "1") -> None:
         self.sandbox = sandbox
+        self.fork = fork  # zygote.py: "0" never forks, "1"/"eager" forks when it can
+        self.pid: int | None = None  # its host pid, when forked
+        self.launched_by: str | None = None  # "fork" or "exec"
         self.session_api_key = session_api_key
         self.args = list(args)
         self.port = PORT
@@ -205,12 +218,15 @@ class AgentServer:
         self._path()
         self._started = True
         mine = self.sandbox.config.env
-        env = {k: v for k, v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network: no fetch
-                                 "OH_ENABLE_VSCODE": "false", "OH_PRELOAD_TOOLS": "false",
-                                 "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}.items()
-               if k not in mine}
+        env = {k: v for k, v in AGENT_ENV.items() if k not in mine}
         env.update(SESSION_API_KEY=self.session_api_key,
                    OH_SESSION_API_KEYS_0=self.session_api_key)
+        from swebox.server.openhands import zygote
+
+        if zygote.launch(self, python, env, LAUNCHER, self.fork):
+            self.launched_by = "fork"
+            return
+        self.launched_by = "exec"
         script = ('d=$1; shift; mkdir -p "$d" && chmod 700 "$d" && cd / && '
                   '"$@" >"$d/log" 2>&1 </dev/null &')
         argv = ["/bin/sh", "-c", script, "swebox-agent-server", RUN_DIR, python, "-I", "-u",
