@@ -8,14 +8,18 @@ OpenHands clients do, with plain HTTP so no OpenHands install is needed:
   2 s), then `GET {url}/alive` must be 200; then `POST /stop`.
 * V1 (`APIRemoteWorkspace`): `POST /start` with `/usr/local/bin/openhands-agent-server --port
   60000`, then `GET /sessions/{session_id}` until `ready`, then `GET {url}/health` with no key
-  must be 200; then `POST /stop`. Cold (`--n-cold` runs, a server with no warm spares: the
-  agent server imports itself) and warm (`--n` runs on a server keeping one spare of the image,
-  each start waiting until the spare is up; a start that finds none is stopped and retried,
-  uncounted). Needs the agent-server bundle (scripts/agent_server_bundle.sh); skipped with a
-  note when it is missing.
+  must be 200; then `POST /stop`. Three servers, each with `--n-cold` runs after one uncounted
+  start: exec (`v1_zygote=0`, no warm spares: the agent server is exec'd and imports itself,
+  8-9 s), cold (no warm spares; the agent server is forked from the zygote the server loaded
+  at its own start, zygote.py; the uncounted first start waits for it and is reported apart)
+  and warm (`--n` runs on a server keeping one spare of the image, each start waiting until the
+  spare is up; a start that finds none is stopped and retried, uncounted). Needs the
+  agent-server bundle (scripts/agent_server_bundle.sh); skipped with a note when it is
+  missing.
 
 The baseline in the same run is a plain `start_sandbox` of the same image (docker backend), so
-the ratio is what the OpenHands layer costs on top of a sandbox start. Both are on the plain
+the ratio is what the OpenHands layer costs on top of a sandbox start; V1 cold is also given
+as a ratio to V1 launched with an exec in the same run. Both are on the plain
 image `--image`: no runtime image is built (building one takes OpenHands 2-5 min per base image;
 SkyRL's runtime server takes about 20 s to answer ready).
 
@@ -60,7 +64,8 @@ V1_COMMAND = "/usr/local/bin/openhands-agent-server --port 60000"
 def one(http: httpx.Client, image: str, v1: bool, i: int, warm_only: bool = False
         ) -> float | None:
     sid = f"bench-{'v1' if v1 else 'v0'}-{os.getpid()}-{i}"
-    body = {"image": image, "command": V1_COMMAND if v1 else V0_COMMAND, "session_id": sid,
+    body: dict[str, Any] = {"image": image, "command": V1_COMMAND if v1 else V0_COMMAND,
+                            "session_id": sid,
             "working_dir": "/" if v1 else "/openhands/code/", "environment": {}}
     t0 = time.perf_counter()
     r = http.post("/start", json=body, timeout=180)
@@ -106,25 +111,33 @@ def body(cleanup: Cleanup) -> dict[str, Any]:
     out: dict[str, Any] = {"baseline_sandbox_start": summary_ms(base)}
     bundle = Path(os.environ.get("SWEBOX_AGENT_SERVER", "/opt/swebox/agent-server"))
     left = 0
-    # V0, then V1 cold (no warm spares), then V1 warm (a spare of the image is up).
-    for phase, env in (("cold", {"SWEBOX_OPENHANDS_V1_WARM": "0"}),
+    # V0 and V1 launched with an exec (no zygote, no warm spares), then V1 cold (forked from
+    # the zygote, no warm spares), then V1 warm (a spare of the image is up).
+    for phase, env in (("exec", {"SWEBOX_OPENHANDS_V1_WARM": "0",
+                                 "SWEBOX_OPENHANDS_V1_ZYGOTE": "0"}),
+                       ("cold", {"SWEBOX_OPENHANDS_V1_WARM": "0"}),
                        ("warm", {"SWEBOX_OPENHANDS_V1_WARM": "1"})):
         srv = Served(str(tmp), env=env)
         try:
             with httpx.Client(base_url=srv.url, headers={"X-API-Key": srv.key},
-                              timeout=60) as http:
-                if phase == "cold":
+                              timeout=180) as http:
+                if phase == "exec":
                     log(f"V0: {args.n} runs")
                     v0 = [one(http, args.image, False, i) or 0.0 for i in range(args.n)]
                     out["v0_start_to_ready"] = summary_ms(v0)
                 if not bundle.is_dir():
                     out["v1_skipped"] = f"no agent-server bundle at {bundle}"
                     continue
-                if phase == "cold":
-                    log(f"V1 cold: {args.n_cold} runs")
-                    one(http, args.image, True, -1)  # the first start warms the page cache
-                    cold = [one(http, args.image, True, i) or 0.0 for i in range(args.n_cold)]
-                    out["v1_cold_start_to_ready"] = summary_ms(cold)
+                if phase in ("exec", "cold"):
+                    log(f"V1 {phase}: {args.n_cold} runs")
+                    first = one(http, args.image, True, -1)  # warms the page cache; when
+                    # forked, it also waits for the zygote the server started with itself
+                    if phase == "cold":
+                        out["v1_first_start_after_server_start_ms"] = rnd((first or 0) * 1e3)
+                    runs = [one(http, args.image, True, i) or 0.0 for i in range(args.n_cold)]
+                    name = "v1_cold_exec_start_to_ready" if phase == "exec" \
+                        else "v1_cold_start_to_ready"
+                    out[name] = summary_ms(runs)
                 else:
                     log(f"V1 warm: {args.n} runs (each waits for the spare to be up)")
                     one(http, args.image, True, -1)  # the image's first start: cold
@@ -143,7 +156,9 @@ def body(cleanup: Cleanup) -> dict[str, Any]:
     v0_50 = out["v0_start_to_ready"]["p50_ms"]
     cold50 = out.get("v1_cold_start_to_ready", {}).get("p50_ms")
     warm50 = out.get("v1_warm_start_to_ready", {}).get("p50_ms")
+    exec50 = out.get("v1_cold_exec_start_to_ready", {}).get("p50_ms")
     out.update({
+        "v1_cold_forked_vs_exec": rnd(ratio(cold50, exec50), 3) if cold50 and exec50 else None,
         "v0_ratio_to_sandbox_start": rnd(ratio(v0_50, b50), 2),
         "v1_cold_ratio_to_sandbox_start": rnd(ratio(cold50, b50), 2) if cold50 else None,
         "v1_warm_ratio_to_sandbox_start": rnd(ratio(warm50, b50), 2) if warm50 else None,

@@ -63,6 +63,12 @@ def serve(
     server = Server(store, backend=backend, max_sandboxes=max_sandboxes,
                     max_per_key=max_per_key, name=name)
     server.max_upload = upload_limit
+    import os
+
+    # A server keeps the OpenHands V1 zygote loaded from the start, so no V1 start waits for
+    # it (docs/openhands-v1.md); $SWEBOX_OPENHANDS_V1_ZYGOTE=1 waits for the first, 0 never.
+    if not os.environ.get("SWEBOX_OPENHANDS_V1_ZYGOTE"):
+        server.openhands_v1_zygote = "eager"  # type: ignore[attr-defined]
     # Bound here, not by uvicorn: a port in use is then one line that says so, before
     # anything claims to be serving.
     import socket

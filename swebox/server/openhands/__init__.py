@@ -11,6 +11,8 @@ API, and the V1 agent-server (docs/openhands.md).
     runtimes.py      the runtime records and the settings
     warm.py          V1 agent servers started ahead for images started again
     v1.py, relay.py  the V1 agent server from the portable bundle, and its relayed port
+    zygote.py        V1 agent servers forked from a pre-loaded one (zygote_main.py, run by
+                     the bundle's Python)
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ def mount(app: FastAPI, server: Server) -> None:
     from swebox.server.openhands.actions import action_routes
     from swebox.server.openhands.builds import Builds, build_routes
     from swebox.server.openhands.control import control_routes
-    from swebox.server.openhands.runtimes import Runtimes
+    from swebox.server.openhands.runtimes import Runtimes, setting
     from swebox.server.openhands.warm import WarmPool
 
     runtimes, builds, warm = Runtimes(server), Builds(), WarmPool(server)
+    if setting(server, "v1_zygote", "1") == "eager":
+        _start_zygote()
     app.state.openhands = runtimes
     server.periodic.append(warm.reap)
     app.include_router(control_routes(server, runtimes, builds, warm))
@@ -51,3 +55,20 @@ def mount(app: FastAPI, server: Server) -> None:
             runtimes.clear()
 
     app.router.lifespan_context = lifespan
+
+
+def _start_zygote() -> None:
+    """The agent-server zygote, started now (it loads for about 10 s in the background), when
+    this host has the bundle and swebox runs as root."""
+    import os
+
+    from swebox.errors import SweboxError
+    from swebox.server.openhands import v1, zygote
+
+    if os.geteuid() != 0:
+        return
+    try:
+        python = v1.bundle_python()
+    except SweboxError:
+        return
+    zygote.shared(python, str(v1.bundle_dir().resolve()), v1.AGENT_ENV)

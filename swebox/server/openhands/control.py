@@ -147,8 +147,7 @@ def control_routes(server: Server, rts: Runtimes, builds: Builds, warm: WarmPool
                     rt.url = f"{request.url.scheme}://{request.url.hostname}:{spare.port}"
             elif agent_cmd:
                 assert v1 is not None
-                kw = {"args": args} if hasattr(v1, "agent_server_args") else {}
-                rt.agent = v1.AgentServer(sb, key, **kw)
+                rt.agent = v1.AgentServer(sb, key, **agent_kw(server, v1, args))
                 # OpenHands' V1 client refuses a runtime URL with a path (it compares its
                 # httpx base_url, which gains a trailing slash, with the URL): the agent server
                 # gets a port of its own, on the address this server listens on.
@@ -235,8 +234,7 @@ def _warm_start(server: Server, warm: WarmPool, v1: Any, who: str, image: str, w
         sb = server.placement.start(image, **opts)
         session_key, agent = new_key(), None
         try:
-            kw = {"args": args} if hasattr(v1, "agent_server_args") else {}
-            agent = v1.AgentServer(sb, session_key, **kw)
+            agent = v1.AgentServer(sb, session_key, **agent_kw(server, v1, args))
             port = agent.expose(host) if hasattr(agent, "expose") else None
             agent.start()
         except BaseException:
@@ -263,6 +261,14 @@ def _warm_start(server: Server, warm: WarmPool, v1: Any, who: str, image: str, w
         spare.agent.close()
         raise
     return spare
+
+
+def agent_kw(server: Server, v1: Any, args: list[str]) -> dict[str, Any]:
+    """AgentServer's keywords: the start command's arguments, and whether it may be forked
+    from the zygote (setting `v1_zygote`, zygote.py)."""
+    if not hasattr(v1, "agent_server_args"):
+        return {}
+    return {"args": args, "fork": setting(server, "v1_zygote", "1") or "1"}
 
 
 def _boot(rt: Runtime) -> None:
