@@ -295,6 +295,11 @@ def spawn(req: dict[str, Any], bundle: str) -> int:
     os.chroot(".")
     os.chdir("/")
     os.close(root)
+    # From here the filesystem is the sandbox's, and this process is still root with every
+    # capability: nothing may be imported (the fork gets the path back once it is confined).
+    path = list(sys.path)
+    sys.path.clear()
+    sys.path_importer_cache.clear()
     up_r, up_w = os.pipe()
     go_r, go_w = os.pipe()
     pid = os.fork()
@@ -304,6 +309,7 @@ def spawn(req: dict[str, Any], bundle: str) -> int:
             os.close(go_w)
             os.setsid()
             become(ref)
+            sys.path[:] = path
             log = os.open(os.path.join(req["run_dir"], "log"),
                           os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             null = os.open("/dev/null", os.O_RDONLY)
