@@ -199,24 +199,22 @@ def control_routes(server: Server, rts: Runtimes, builds: Builds, warm: WarmPool
         rts.stop(rt, "stopped by /stop")
         return {"runtime_id": rt.runtime_id, "status": rt.status}
 
+    def _flip(ref: RuntimeRef, who: str, was: str, now: str) -> dict[str, str]:
+        rt = _mine(ref, who)
+        if rt is None:
+            return {"runtime_id": ref.runtime_id, "status": "not found"}
+        if rt.status == was:
+            rt.status = now
+        return {"runtime_id": rt.runtime_id, "status": rt.status}
+
     @r.post("/pause")
     def pause(ref: RuntimeRef, who: str = owner) -> dict[str, str]:
         # The sandbox keeps running (its lease too); its action API answers 503 until /resume.
-        rt = _mine(ref, who)
-        if rt is None:
-            return {"runtime_id": ref.runtime_id, "status": "not found"}
-        if rt.status == "running":
-            rt.status = "paused"
-        return {"runtime_id": rt.runtime_id, "status": rt.status}
+        return _flip(ref, who, "running", "paused")
 
     @r.post("/resume")
     def resume(ref: RuntimeRef, who: str = owner) -> dict[str, str]:
-        rt = _mine(ref, who)
-        if rt is None:
-            return {"runtime_id": ref.runtime_id, "status": "not found"}
-        if rt.status == "paused":
-            rt.status = "running"
-        return {"runtime_id": rt.runtime_id, "status": rt.status}
+        return _flip(ref, who, "paused", "running")
 
     return r
 

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -131,10 +132,11 @@ class Zygote:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
         try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(1)
+        except subprocess.TimeoutExpired:  # still loading (it reads its input once ready):
+            with contextlib.suppress(OSError):  # its group, the throwaway learner included
+                os.killpg(self.proc.pid, signal.SIGKILL)  # (forked servers have sessions
+            self.proc.wait()  # of their own)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
