@@ -38,7 +38,7 @@ VENVS = Path(os.environ.get("SWEBOX_VENVS", "/opt/swebox/venvs"))
 CLIENT = VENVS / "openhands-v1-client" / "bin" / "python"
 DRIVER = Path(__file__).with_name("openhands_v1_driver.py")
 KEY = "test-session-key-7f3a"
-READY_WAIT = 180.0  # the agent server imports for ~10 s on this 2-core machine; more if busy
+READY_WAIT = 180.0  # exec'd, the agent server imports for ~10 s on 2 cores; forked, ~1 s
 
 
 def _require_bundle() -> None:
@@ -85,7 +85,7 @@ def run_bash(client: httpx.Client, command: str, key: str = KEY) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def agent_sandbox() -> Iterator[tuple[Sandbox, AgentServer, float]]:
-    """One agent server on Docker for the tests that only talk to it (it takes ~10 s)."""
+    """One agent server on Docker for the tests that only talk to it."""
     _require("docker")
     _require_bundle()
     t0 = time.monotonic()

@@ -1,8 +1,7 @@
 """Warm V1 runtimes: agent servers started ahead for the images clients start again.
 
-An agent server spends about 9 s importing itself (4,300 modules: litellm, the SDK, openai)
-before it answers, on any image and with nothing to build; that is CPU in one process and no
-bundle layout makes it shorter. Training starts the same task image many times (every sample
+A cold agent server answers about 1 s after its launch (forked from the zygote, zygote.py; 8-9
+s when exec'd, importing itself). Training starts the same task image many times (every sample
 of a group, every epoch), so after a V1 start of an image the server keeps `warm` spares of
 it (default 1) with the agent server already healthy, and the next /start of that image takes
 one and is ready at once; a spare is started again in the background. Spares of an image
