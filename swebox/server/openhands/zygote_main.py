@@ -117,8 +117,9 @@ def ns_ids(pid: int) -> dict[str, tuple[int, int]]:
     return out
 
 
-def cgroup_procs(pid: int) -> list[str]:
-    """The host paths of the cgroup.procs files of `pid`'s cgroups, one per hierarchy."""
+def cgroup_procs(text: str) -> list[str]:
+    """The host paths of the cgroup.procs files of the cgroups in `text` (a /proc/<pid>/cgroup),
+    one per hierarchy."""
     mounts = []  # (kind, options, root, mount point)
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -127,9 +128,9 @@ def cgroup_procs(pid: int) -> list[str]:
             if rfields and rfields[0] in ("cgroup", "cgroup2"):
                 mounts.append((rfields[0], set(rfields[2].split(",")), fields[3], fields[4]))
     out = []
-    with proc(pid, "cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
+    for line in text.splitlines():
+        if line:
+            _, controllers, path = line.split(":", 2)
             if controllers:
                 want = set(controllers.split(","))
                 found = [m for m in mounts if m[0] == "cgroup" and want <= m[1]]
@@ -182,11 +183,13 @@ def read_reference(pid: int, bundle: str) -> dict[str, Any]:
         env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
     with proc(pid, "oom_score_adj") as f:
         oom = f.read().strip()
+    with proc(pid, "cgroup") as f:
+        cgroups = f.read()
     with open("/proc/sys/kernel/cap_last_cap") as f:
         cap_last = int(f.read())
     return {
         "status": st, "env": env, "oom": oom, "cap_last": cap_last, "ns": ns_ids(pid),
-        "cgroups": cgroup_procs(pid), "cgroup_text": proc(pid, "cgroup").read(),
+        "cgroups": cgroup_procs(cgroups), "cgroup_text": cgroups,
         "rlimits": {r: resource.prlimit(pid, r) for r in RLIMITS},
         "filters": seccomp_filters(pid, int(st.get("Seccomp_filters", "0") or 0)
                                    if st.get("Seccomp") == "2" else 0),
