@@ -126,7 +126,8 @@ def control_routes(server: Server, rts: Runtimes, builds: Builds, warm: WarmPool
         spare = None
         if agent_cmd:
             assert v1 is not None
-            args = list(v1.agent_server_args(req.command))
+            args = list(v1.agent_server_args(req.command)) \
+                if hasattr(v1, "agent_server_args") else []
             spare = _warm_start(server, warm, v1, who, image, workdir, options, args,
                                 request.scope["server"][0], lease)
         # An unknown image is ImageNotFound (404, naming the image and how to get it), a bad
@@ -263,6 +264,8 @@ def _warm_start(server: Server, warm: WarmPool, v1: Any, who: str, image: str, w
 def agent_kw(server: Server, v1: Any, args: list[str]) -> dict[str, Any]:
     """AgentServer's keywords: the start command's arguments, and whether it may be forked
     from the zygote (setting `v1_zygote`, zygote.py)."""
+    if not hasattr(v1, "agent_server_args"):  # (a stand-in, as tests use, takes neither)
+        return {}
     return {"args": args, "fork": setting(server, "v1_zygote", "1") or "1"}
 
 
