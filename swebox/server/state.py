@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Header, HTTPException
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from swebox.errors import SandboxError, SweboxError
+from swebox.errors import PatchFailed, SandboxError, SweboxError
 from swebox.sandbox import Sandbox, Snapshot
 from swebox.server.keys import KeyStore
 from swebox.server.placement import LocalPlacement, Placement
@@ -94,6 +94,8 @@ class Server:
         entry = self.entry(owner, sid)
         try:
             yield entry.sandbox
+        except PatchFailed:  # the patch's fault, never the sandbox's
+            raise
         except SandboxError as e:
             why = death(entry.sandbox)
             if why is None:
@@ -250,17 +252,19 @@ class Server:
 
 
 def death(sb: Sandbox) -> str | None:
-    """Why a sandbox is dead, or None when it still runs a command."""
+    """Why a sandbox is dead, or None when it still runs a command. (Whether the OOM killer
+    ever struck is asked only of a dead one: a live sandbox survives a command's OOM kill.)"""
     expires = getattr(sb, "expires", 0) or 0
     if 0 < expires < time.time():
         return "its lease expired"
+    try:
+        sb.exec(["true"], timeout=10)
+        return None
+    except SweboxError as e:
+        stopped = e.message
     try:
         if sb.oom_killed():
             return "the OOM killer ended it"
     except SweboxError:
         pass
-    try:
-        sb.exec(["true"], timeout=10)
-    except SweboxError as e:
-        return f"it stopped ({e.message})"
-    return None
+    return f"it stopped ({stopped})"

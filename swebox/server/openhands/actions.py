@@ -236,6 +236,8 @@ def action_routes(rts: Runtimes) -> APIRouter:
         if rt.status == "stopped":
             return _detail(404, f"runtime {runtime_id} is stopped ({rt.why})")
         if rt.agent is not None:  # V1: the agent server in the sandbox answers everything
+            if rt.status == "paused":
+                return _detail(503, f"runtime {runtime_id} is paused; POST /resume to resume it")
             response: Response = await rt.agent.proxy(request, path)
             return response
         if path not in OPEN_PATHS and not hmac.compare_digest(

@@ -193,8 +193,8 @@ def launch(agent: Any, python: str, env: dict[str, str], launcher: str, mode: st
         log.warning("no reference process in %s (%s); launching the agent server with an exec",
                     sandbox.id, res.output.strip()[:200])
         return False
-    ref = host_pid(init_pid(sandbox), int(inner))
     try:
+        ref = host_pid(init_pid(sandbox), int(inner))
         agent.pid = z.spawn(ref, RUN_DIR, agent.port, agent.args, launcher)
     except SandboxError as e:  # (the reference ends by itself within a minute)
         log.warning("%s in %s; launching the agent server with an exec", e, sandbox.id)

@@ -51,7 +51,7 @@ PR_SET_CHILD_SUBREAPER = 36
 SECCOMP_MODE_FILTER = 2
 NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")  # user first: it grants
 # the capabilities the others need
-COMPARED = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+COMPARED = ("Umask", "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
             "NoNewPrivs", "Seccomp", "Seccomp_filters")
 RLIMITS = [getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")]
 APP = "openhands.agent_server.api"
@@ -96,8 +96,9 @@ def why(e: BaseException) -> str:
 PROC = -1
 
 
-def proc(pid: int, name: str, mode: str = "r") -> IO[Any]:
-    return open(os.open(f"{pid}/{name}", os.O_RDONLY, dir_fd=PROC), mode)
+def proc(pid: int | str, name: str, mode: str = "r") -> IO[Any]:
+    flags = os.O_WRONLY if "w" in mode else os.O_RDONLY
+    return open(os.open(f"{pid}/{name}", flags, dir_fd=PROC), mode)
 
 
 def status(pid: int) -> dict[str, str]:
@@ -211,13 +212,10 @@ def capset(eff: int, prm: int, inh: int) -> None:
 
 
 def become(ref: dict[str, Any]) -> None:
-    """Take the reference's rlimits, oom_score_adj, seccomp filters, capabilities, user and
-    no_new_privs (its namespaces, root and cgroups are joined already)."""
+    """Take the reference's umask, seccomp filters, capabilities, user and no_new_privs (its
+    namespaces, root and cgroups are joined already, its rlimits and oom_score_adj set)."""
     st = ref["status"]
-    for r, limits in ref["rlimits"].items():
-        resource.setrlimit(r, limits)
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(ref["oom"])
+    os.umask(int(st["Umask"], 8))
     for prog in ref["filters"]:  # while CAP_SYS_ADMIN allows it without no_new_privs
         fprog = SockFprog(len(prog), ctypes.cast(prog, ctypes.POINTER(SockFilter)))
         check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
@@ -273,8 +271,9 @@ def run_server(req: dict[str, Any], env: dict[bytes, bytes]) -> NoReturn:
     os._exit(code)
 
 
-def spawn(req: dict[str, Any], bundle: str) -> int:
-    """Fork a process that is the reference's twin and runs the agent server; its host pid."""
+def spawn(req: dict[str, Any], bundle: str) -> tuple[int, int]:
+    """Fork a process that is the reference's twin and will run the agent server: its host
+    pid, and the pipe that lets it go on (written once swebox has the pid)."""
     global PROC
     PROC = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
     ref_pid = int(req["ref"])
@@ -288,6 +287,11 @@ def spawn(req: dict[str, Any], bundle: str) -> int:
         raise OSError(0, "the reference exited before it was read")
     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     os.close(pidfd)
+    # Set here, on the host (its /proc, every capability), and inherited by the fork.
+    for r, limits in ref["rlimits"].items():
+        resource.setrlimit(r, limits)
+    with proc("self", "oom_score_adj", "w") as f:
+        f.write(ref["oom"])
     for path in ref["cgroups"]:
         with open(path, "w") as f:
             f.write(str(os.getpid()))
@@ -343,8 +347,7 @@ def spawn(req: dict[str, Any], bundle: str) -> int:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         raise OSError(0, "the fork differs from the sandbox's exec in " + ", ".join(wrong))
-    os.write(go_w, b"go")
-    return pid
+    return pid, go_w
 
 
 def handle(conn: socket.socket, bundle: str) -> NoReturn:
@@ -356,11 +359,17 @@ def handle(conn: socket.socket, bundle: str) -> NoReturn:
             if not chunk:
                 break
             data += chunk
-        answer = f"ok {spawn(json.loads(data), bundle)}"
+        pid, go = spawn(json.loads(data), bundle)
+        answer = f"ok {pid}"
     except BaseException as e:
-        answer = f"err {why(e)}".replace("\n", " ")
+        pid, go, answer = 0, -1, f"err {why(e)}".replace("\n", " ")
     try:
         conn.sendall(answer.encode() + b"\n")
+        if go >= 0:  # swebox has the pid (and will not launch another agent server)
+            os.write(go, b"go")
+    except OSError:  # swebox gave up waiting: it launches one itself, so this one goes
+        if pid:
+            os.kill(pid, signal.SIGKILL)
     finally:
         os._exit(0)
 
@@ -375,7 +384,7 @@ def learn() -> list[str]:
         try:
             import asyncio
 
-            tmp = tempfile.mkdtemp(prefix="swebox-zygote-learn-")
+            tmp = tempfile.mkdtemp(prefix="learn-", dir=os.getcwd())  # (removed with it)
             os.chdir(tmp)
             for key, sub in (("OH_CONVERSATIONS_PATH", "c"), ("OH_BASH_EVENTS_DIR", "b")):
                 os.environ[key] = os.path.join(tmp, sub)
